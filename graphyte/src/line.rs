@@ -1,0 +1,209 @@
+//! The Carbon plaintext line: `prefix.path[;k=v...] value timestamp\n`.
+//!
+//! [`LineFormat`] validates and formats one line into a caller's buffer. The
+//! [`Sender`](crate::Sender) uses it for every send; it is public so that
+//! lines can be preformatted or checked without sending them.
+//!
+//! # Tag order
+//! Tags are rendered in Carbon's canonical order: sorted by the `;k=v`
+//! strings, which is how carbon-cache names a tagged series and what
+//! carbon-c-relay hashes when it picks a destination. The Python graphyte
+//! sorts by key instead; the two differ only when one key is a prefix of
+//! another and the next character sorts before `=` (`a=x` and `a-b=y`: Carbon
+//! and graphyte send `;a-b=y;a=x`, Python graphyte `;a=x;a-b=y`).
+//!
+//! Tags come from three places; for a key given more than once the later
+//! source wins: the sender's default tags, tags written inline in the name
+//! (`"requests;env=prod"`), then the tags passed to the call.
+
+use crate::error::{Error, Result};
+use crate::timestamp::Timestamp;
+use crate::validate::{self, Invalid, MAX_LINE_LEN};
+use crate::value::{write_int, Value};
+
+/// How a sender turns `(name, value, tags, timestamp)` into a line: the
+/// prefix and the default tags, validated once.
+///
+/// ```
+/// use graphyte::{LineFormat, Timestamp};
+/// let format = LineFormat::new("system.web", &[("env", "prod")])?;
+/// let mut buf = Vec::new();
+/// format.format_into(&mut buf, "requests", &[("host", "a")], 42, Timestamp::from(12345))?;
+/// assert_eq!(buf, b"system.web.requests;env=prod;host=a 42 12345\n");
+/// # Ok::<(), graphyte::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LineFormat {
+    /// Empty, or the prefix followed by one `.`.
+    prefix: String,
+    /// Validated default tags.
+    tags: Vec<(String, String)>,
+}
+
+impl LineFormat {
+    /// Validates a prefix (may be empty) and default tags.
+    pub fn new<K: AsRef<str>, V: AsRef<str>>(prefix: &str, tags: &[(K, V)]) -> Result<LineFormat> {
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            validate::check_path(prefix).map_err(|reason| Error::InvalidName {
+                name: prefix.to_owned(),
+                reason,
+            })?;
+            format!("{prefix}.")
+        };
+        let mut owned: Vec<(String, String)> = Vec::with_capacity(tags.len());
+        for (k, v) in tags {
+            let (k, v) = (k.as_ref(), v.as_ref());
+            validate::check_tag(k, v).map_err(|e| invalid("(default tags)", e))?;
+            match owned.iter_mut().find(|(key, _)| key == k) {
+                Some(slot) => slot.1 = v.to_owned(),
+                None => owned.push((k.to_owned(), v.to_owned())),
+            }
+        }
+        Ok(LineFormat {
+            prefix,
+            tags: owned,
+        })
+    }
+
+    /// The prefix, without its trailing `.` (empty if none).
+    pub fn prefix(&self) -> &str {
+        self.prefix.strip_suffix('.').unwrap_or("")
+    }
+
+    /// Appends one complete line to `buf`, or leaves `buf` as it was and says
+    /// why the line cannot be sent.
+    pub fn format_into<V: Value>(
+        &self,
+        buf: &mut Vec<u8>,
+        name: &str,
+        tags: &[(&str, &str)],
+        value: V,
+        timestamp: Timestamp,
+    ) -> Result<()> {
+        let start = buf.len();
+        let result = self.write(buf, name, tags, value, timestamp);
+        if result.is_err() {
+            buf.truncate(start);
+        } else if buf.len() - start > MAX_LINE_LEN {
+            let len = buf.len() - start;
+            buf.truncate(start);
+            return Err(Error::LineTooLong {
+                name: name.to_owned(),
+                len,
+            });
+        }
+        result
+    }
+
+    fn write<V: Value>(
+        &self,
+        buf: &mut Vec<u8>,
+        name: &str,
+        tags: &[(&str, &str)],
+        value: V,
+        timestamp: Timestamp,
+    ) -> Result<()> {
+        let (path, inline) = validate::split_name(name);
+        validate::check_path(path).map_err(|reason| Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })?;
+        let ts = timestamp
+            .checked()
+            .map_err(|reason| Error::InvalidTimestamp {
+                name: name.to_owned(),
+                timestamp: timestamp.as_secs(),
+                reason,
+            })?;
+        buf.extend_from_slice(self.prefix.as_bytes());
+        buf.extend_from_slice(path.as_bytes());
+        if inline.is_some() || !tags.is_empty() || !self.tags.is_empty() {
+            self.write_tags(buf, name, inline, tags)?;
+        }
+        buf.push(b' ');
+        value
+            .write_value(buf)
+            .map_err(|reason| Error::InvalidValue {
+                name: name.to_owned(),
+                reason,
+            })?;
+        buf.push(b' ');
+        write_int(buf, u64::from(ts));
+        buf.push(b'\n');
+        Ok(())
+    }
+
+    fn write_tags(
+        &self,
+        buf: &mut Vec<u8>,
+        name: &str,
+        inline: Option<&str>,
+        call: &[(&str, &str)],
+    ) -> Result<()> {
+        let mut merged: Vec<(&str, &str)> = self
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut put = |k, v| match merged.iter_mut().find(|(key, _)| *key == k) {
+            Some(slot) => slot.1 = v,
+            None => merged.push((k, v)),
+        };
+        if let Some(inline) = inline {
+            for tag in inline.split(';') {
+                let (k, v) = validate::split_tag(tag).map_err(|e| invalid(name, e))?;
+                validate::check_tag(k, v).map_err(|e| invalid(name, e))?;
+                put(k, v);
+            }
+        }
+        for &(k, v) in call {
+            validate::check_tag(k, v).map_err(|e| invalid(name, e))?;
+            put(k, v);
+        }
+        // Carbon's canonical order: sorted by the ";k=v" strings.
+        merged.sort_unstable_by(|a, b| {
+            let a = a.0.bytes().chain([b'=']).chain(a.1.bytes());
+            let b = b.0.bytes().chain([b'=']).chain(b.1.bytes());
+            a.cmp(b)
+        });
+        for (k, v) in merged {
+            buf.push(b';');
+            buf.extend_from_slice(k.as_bytes());
+            buf.push(b'=');
+            buf.extend_from_slice(v.as_bytes());
+        }
+        Ok(())
+    }
+}
+
+/// Turns a validation failure into the public error.
+fn invalid(name: &str, e: Invalid<'_>) -> Error {
+    match e {
+        Invalid::Path(reason) => Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        },
+        Invalid::Tag { key, value, reason } => Error::InvalidTag {
+            name: name.to_owned(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason,
+        },
+    }
+}
+
+/// Checks a metric name (path and inline tags) without formatting a line.
+///
+/// ```
+/// assert!(graphyte::check_name("web.requests;env=prod").is_ok());
+/// let err = graphyte::check_name("web..requests").unwrap_err();
+/// assert!(err.to_string().contains("empty segment"));
+/// ```
+pub fn check_name(name: &str) -> Result<()> {
+    validate::check_name(name).map_err(|e| invalid(name, e))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,340 @@
+//! Interval mode: the bounded line queue and the background thread that
+//! writes it.
+//!
+//! `send` formats a line and appends it to one shared byte buffer under a
+//! short lock; it never touches the network. The worker wakes at every
+//! interval boundary (aligned to wall-clock multiples of the interval), when
+//! the queue is half full, or when asked to flush or stop; it takes the whole
+//! buffer in O(1) and writes it in batches of at most `batch_size` lines.
+//! Lines whose write failed go back to the front of the queue and are
+//! retried, with backoff, after the transport reconnects.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::link::{Link, LogLimiter};
+use crate::stats::Counters;
+
+/// First wait before retrying a failed write; doubles up to the interval.
+const MIN_RETRY: Duration = Duration::from_millis(50);
+
+/// The shared queue.
+pub(crate) struct Queue {
+    state: Mutex<State>,
+    /// Wakes the worker.
+    work: Condvar,
+    /// Wakes `flush` and `stop` callers when the worker made progress.
+    progress: Condvar,
+    capacity: usize,
+    batch_size: usize,
+    interval: Duration,
+    /// Queue length at which the worker writes without waiting for the tick.
+    high_water: usize,
+    full: Mutex<LogLimiter>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Complete lines waiting, back to back.
+    buf: Vec<u8>,
+    /// Number of lines in `buf`.
+    lines: usize,
+    /// Lines taken by the worker and not yet confirmed written.
+    in_flight: usize,
+    /// Flush generations: requested by callers, completed by the worker.
+    flush_requested: u64,
+    flush_done: u64,
+    /// Set by `stop`; the worker delivers what it can until `deadline`.
+    stop: bool,
+    deadline: Option<Instant>,
+    /// The worker has exited; later sends go synchronous.
+    exited: bool,
+    /// Lines the worker gave up on at stop.
+    lost: usize,
+    last_error: Option<String>,
+}
+
+/// Why a line was not queued.
+pub(crate) enum Refused {
+    /// The queue is full: dropped and counted.
+    Full(Error),
+    /// The worker has stopped: the caller sends synchronously.
+    Stopped,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Queue {
+    /// Starts the worker thread.
+    pub(crate) fn start(
+        link: Arc<Link>,
+        interval: Duration,
+        capacity: usize,
+        batch_size: usize,
+    ) -> Result<(Arc<Queue>, JoinHandle<()>)> {
+        let queue = Arc::new(Queue {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            progress: Condvar::new(),
+            capacity,
+            batch_size,
+            interval,
+            high_water: (capacity / 2).max(1),
+            full: Mutex::new(LogLimiter::new(interval.max(Duration::from_secs(1)))),
+        });
+        let worker = {
+            let queue = Arc::clone(&queue);
+            thread::Builder::new()
+                .name("graphyte".into())
+                .spawn(move || queue.run(&link))
+                .map_err(|e| Error::Io {
+                    addr: "graphyte worker thread".into(),
+                    source: e,
+                })?
+        };
+        Ok((queue, worker))
+    }
+
+    /// Queues one complete line.
+    pub(crate) fn push(&self, line: &[u8], counters: &Counters) -> Result<(), Refused> {
+        let mut st = lock(&self.state);
+        if st.exited {
+            return Err(Refused::Stopped);
+        }
+        if st.lines + st.in_flight >= self.capacity {
+            drop(st);
+            Counters::add(&counters.dropped, 1);
+            let mut full = self.full.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(suppressed) = full.hit() {
+                log::warn!(target: "graphyte", "queue full ({} lines): dropping metrics ({} dropped since the last report)", self.capacity, suppressed + 1);
+            }
+            return Err(Refused::Full(Error::QueueFull {
+                capacity: self.capacity,
+            }));
+        }
+        st.buf.extend_from_slice(line);
+        st.lines += 1;
+        if st.lines == self.high_water {
+            drop(st);
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Lines waiting or being written.
+    pub(crate) fn len(&self) -> usize {
+        let st = lock(&self.state);
+        st.lines + st.in_flight
+    }
+
+    /// Waits until everything queued before this call is written, or `timeout`.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut st = lock(&self.state);
+        if st.lines + st.in_flight == 0 || st.exited {
+            return Ok(());
+        }
+        st.flush_requested += 1;
+        let generation = st.flush_requested;
+        self.work.notify_one();
+        while st.flush_done < generation && !st.exited {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Undelivered {
+                    pending: st.lines + st.in_flight,
+                    reason: st
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "flush timed out".into()),
+                });
+            }
+            st = self
+                .progress
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
+    }
+
+    /// Asks the worker to deliver everything (for at most `timeout`) and exit.
+    /// Returns how many lines it had to give up on.
+    pub(crate) fn stop(&self, timeout: Duration, worker: JoinHandle<()>) -> usize {
+        {
+            let mut st = lock(&self.state);
+            st.stop = true;
+            st.deadline = Some(Instant::now() + timeout);
+        }
+        self.work.notify_one();
+        if worker.join().is_err() {
+            log::error!(target: "graphyte", "the graphyte worker thread panicked");
+        }
+        let mut st = lock(&self.state);
+        st.exited = true;
+        st.lost
+    }
+
+    /// The worker thread.
+    fn run(&self, link: &Link) {
+        let mut spare = Vec::new();
+        let mut retry_delay = MIN_RETRY;
+        let mut retry_at: Option<Instant> = None;
+        let mut next_tick = next_boundary(self.interval);
+        let mut tick_due = false;
+        let mut st = lock(&self.state);
+        loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                tick_due = true;
+                next_tick = next_boundary(self.interval);
+            }
+            if st.lines == 0 {
+                tick_due = false;
+                if st.flush_done < st.flush_requested {
+                    st.flush_done = st.flush_requested;
+                    self.progress.notify_all();
+                }
+                if st.stop {
+                    break;
+                }
+            }
+            if st.stop && st.deadline.is_some_and(|d| now >= d) {
+                st.lost = st.lines;
+                Counters::add(&link.counters.dropped, st.lines);
+                log::error!(target: "graphyte", "stopping with {} lines undelivered to {}: {}", st.lines, link.address(), st.last_error.as_deref().unwrap_or("timed out"));
+                st.buf.clear();
+                st.lines = 0;
+                break;
+            }
+            let urgent =
+                st.stop || st.flush_done < st.flush_requested || st.lines >= self.high_water;
+            let want = st.lines > 0 && (tick_due || urgent);
+            let may = retry_at.is_none_or(|t| now >= t);
+            if !(want && may) {
+                let mut until = next_tick;
+                if want {
+                    until = until.min(retry_at.unwrap_or(now));
+                }
+                if let Some(deadline) = st.deadline {
+                    until = until.min(deadline);
+                }
+                st = self
+                    .work
+                    .wait_timeout(st, until.saturating_duration_since(now))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                continue;
+            }
+
+            // Take everything queued; write it without holding the lock.
+            let generation = st.flush_requested;
+            std::mem::swap(&mut st.buf, &mut spare);
+            let taken = std::mem::take(&mut st.lines);
+            st.in_flight = taken;
+            drop(st);
+            let (written, error) = self.write_batches(link, &spare);
+            st = lock(&self.state);
+            st.in_flight = 0;
+            match error {
+                None => {
+                    spare.clear();
+                    retry_at = None;
+                    retry_delay = MIN_RETRY;
+                    tick_due = false;
+                    st.last_error = None;
+                    if st.flush_done < generation {
+                        st.flush_done = generation;
+                        self.progress.notify_all();
+                    }
+                }
+                Some(e) => {
+                    // Put the unwritten lines back in front of what arrived meanwhile.
+                    let rest = &spare[written..];
+                    let rest_lines = count_lines(rest);
+                    let mut merged = Vec::with_capacity(rest.len() + st.buf.len());
+                    merged.extend_from_slice(rest);
+                    merged.extend_from_slice(&st.buf);
+                    st.buf = merged;
+                    st.lines += rest_lines;
+                    spare.clear();
+                    st.last_error = Some(e.to_string());
+                    retry_at = Some(Instant::now() + retry_delay);
+                    retry_delay = (retry_delay * 2).min(self.interval.max(MIN_RETRY));
+                    self.progress.notify_all();
+                }
+            }
+        }
+        drop(st);
+        link.close();
+    }
+
+    /// Writes `lines` in batches of at most `batch_size` lines. Returns the
+    /// number of bytes written and the error that stopped it, if any.
+    fn write_batches(&self, link: &Link, lines: &[u8]) -> (usize, Option<Error>) {
+        let mut written = 0;
+        while written < lines.len() {
+            let rest = &lines[written..];
+            let (len, count) = batch_end(rest, self.batch_size);
+            if let Err(e) = link.write(&rest[..len], count) {
+                return (written, Some(e));
+            }
+            written += len;
+        }
+        (written, None)
+    }
+}
+
+/// The byte length and line count of the first `max_lines` lines of `buf`.
+fn batch_end(buf: &[u8], max_lines: usize) -> (usize, usize) {
+    let mut count = 0;
+    for (i, &b) in buf.iter().enumerate() {
+        if b == b'\n' {
+            count += 1;
+            if count == max_lines {
+                return (i + 1, count);
+            }
+        }
+    }
+    (buf.len(), count)
+}
+
+fn count_lines(buf: &[u8]) -> usize {
+    buf.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// The next wall-clock multiple of `interval` after now, as an `Instant`.
+fn next_boundary(interval: Duration) -> Instant {
+    let now = Instant::now();
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let period = interval.as_nanos().max(1);
+    let into = wall.as_nanos() % period;
+    now + Duration::from_nanos((period - into).min(u128::from(u64::MAX)) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_end_on_line_boundaries() {
+        let buf = b"a 1 1\nb 2 2\nc 3 3\n";
+        assert_eq!(batch_end(buf, 1), (6, 1));
+        assert_eq!(batch_end(buf, 2), (12, 2));
+        assert_eq!(batch_end(buf, 5), (18, 3));
+        assert_eq!(count_lines(buf), 3);
+    }
+
+    #[test]
+    fn boundaries_are_aligned_and_ahead() {
+        let interval = Duration::from_millis(200);
+        let at = next_boundary(interval);
+        let ahead = at.saturating_duration_since(Instant::now());
+        assert!(ahead <= interval);
+    }
+}

@@ -1,0 +1,91 @@
+//! Where formatted lines go: the [`Transport`] trait and its implementations.
+//!
+//! [`TcpTransport`] (the default) keeps one persistent connection;
+//! [`UdpTransport`] packs lines into datagrams; [`CaptureTransport`] keeps
+//! everything in memory for tests. Implement [`Transport`] to send lines any
+//! other way (the equivalent of overriding `send_socket` in Python graphyte).
+
+mod capture;
+mod tcp;
+mod udp;
+
+pub use capture::CaptureTransport;
+pub use tcp::TcpTransport;
+pub use udp::{UdpTransport, DEFAULT_MAX_DATAGRAM};
+
+use std::io;
+
+/// Delivers batches of complete Carbon lines.
+///
+/// A sender calls [`send`](Transport::send) with one or more complete lines,
+/// each ending in `\n`, never a partial line; in interval mode a batch holds at
+/// most [`Config::batch_size`](crate::Config::batch_size) lines. Calls are
+/// never concurrent (the sender serialises them).
+///
+/// Return `Ok` only once the whole batch has been handed over. After an
+/// `Err` the sender keeps the batch queued (interval mode) and calls `send`
+/// again later with the same lines, so a transport should reconnect on its
+/// own the next time it is called.
+///
+/// ```
+/// use std::io;
+/// /// Prints every batch instead of sending it.
+/// struct Print;
+/// impl graphyte::Transport for Print {
+///     fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+///         print!("{}", String::from_utf8_lossy(lines));
+///         Ok(())
+///     }
+///     fn address(&self) -> String {
+///         "stdout".into()
+///     }
+/// }
+/// let sender = graphyte::Sender::new(graphyte::Config::new("unused").transport(Print))?;
+/// sender.send_at("foo.bar", 42, 1_700_000_000)?; // prints "foo.bar 42 1700000000"
+/// # Ok::<(), graphyte::Error>(())
+/// ```
+pub trait Transport: Send + 'static {
+    /// Delivers `lines`: one or more complete `\n`-terminated lines.
+    fn send(&mut self, lines: &[u8]) -> io::Result<()>;
+
+    /// Where the lines go, for logs and [`Error::Io`](crate::Error::Io) (`host:port`).
+    fn address(&self) -> String;
+
+    /// Releases connections; called once when the sender stops. The sender
+    /// may still call `send` afterwards (sends after a stop are synchronous).
+    fn close(&mut self) {}
+}
+
+impl Transport for Box<dyn Transport> {
+    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+        (**self).send(lines)
+    }
+    fn address(&self) -> String {
+        (**self).address()
+    }
+    fn close(&mut self) {
+        (**self).close()
+    }
+}
+
+/// The network protocol of the built-in transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// Plaintext over one persistent TCP connection (Carbon's `LINE_RECEIVER_PORT`).
+    #[default]
+    Tcp,
+    /// Plaintext over UDP (Carbon's `UDP_RECEIVER_PORT`, usually the same
+    /// number as TCP; needs `ENABLE_UDP_LISTENER = True`). Lines are packed into
+    /// datagrams that never split a line.
+    Udp,
+}
+
+/// Formats `host:port`, bracketing IPv6 literals.
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}

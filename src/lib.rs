@@ -1,0 +1,1 @@
+//! Placeholder root for the workspace test package; see tests/ and examples/.
