@@ -14,8 +14,15 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
+use crate::line::LineFormat;
 use crate::link::{Link, LogLimiter};
 use crate::stats::Counters;
+use crate::timestamp::Timestamp;
+
+/// Called by the worker at the end of every interval (and once more at stop,
+/// for the interval in progress) with the interval's aligned start: appends
+/// that interval's aggregated lines to the buffer and returns how many.
+pub(crate) type TickHook = Box<dyn FnMut(Timestamp, &LineFormat, &mut Vec<u8>) -> usize + Send>;
 
 /// First wait before retrying a failed write; doubles up to the interval.
 const MIN_RETRY: Duration = Duration::from_millis(50);
@@ -72,6 +79,8 @@ impl Queue {
     /// Starts the worker thread.
     pub(crate) fn start(
         link: Arc<Link>,
+        format: Arc<LineFormat>,
+        hook: Option<TickHook>,
         interval: Duration,
         capacity: usize,
         batch_size: usize,
@@ -90,7 +99,14 @@ impl Queue {
             let queue = Arc::clone(&queue);
             thread::Builder::new()
                 .name("graphyte".into())
-                .spawn(move || queue.run(&link))
+                .spawn(move || {
+                    let mut hook = hook.map(|hook| Aggregation {
+                        hook,
+                        format,
+                        scratch: Vec::new(),
+                    });
+                    queue.run(&link, hook.as_mut())
+                })
                 .map_err(|e| Error::Io {
                     addr: "graphyte worker thread".into(),
                     source: e,
@@ -178,19 +194,61 @@ impl Queue {
         st.lost
     }
 
+    /// Runs the tick hook for the interval that started at `start` and
+    /// queues its lines (those beyond the bound are dropped and counted).
+    fn collect<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        aggregation: Option<&mut Aggregation>,
+        start: Duration,
+        counters: &Counters,
+    ) -> MutexGuard<'a, State> {
+        let Some(agg) = aggregation else { return st };
+        drop(st);
+        agg.scratch.clear();
+        let count = (agg.hook)(
+            Timestamp::from(start.as_secs()),
+            &agg.format,
+            &mut agg.scratch,
+        );
+        st = lock(&self.state);
+        let room = self.capacity.saturating_sub(st.lines + st.in_flight);
+        if count <= room {
+            st.buf.extend_from_slice(&agg.scratch);
+            st.lines += count;
+        } else {
+            let (len, kept) = batch_end(&agg.scratch, room);
+            st.buf.extend_from_slice(&agg.scratch[..len]);
+            st.lines += kept;
+            Counters::add(&counters.dropped, count - kept);
+            log::warn!(target: "graphyte", "queue full ({} lines): dropped {} aggregated lines", self.capacity, count - kept);
+        }
+        st
+    }
+
     /// The worker thread.
-    fn run(&self, link: &Link) {
+    fn run(&self, link: &Link, mut aggregation: Option<&mut Aggregation>) {
         let mut spare = Vec::new();
         let mut retry_delay = MIN_RETRY;
         let mut retry_at: Option<Instant> = None;
-        let mut next_tick = next_boundary(self.interval);
+        let (mut next_tick, mut boundary) = next_boundary(self.interval);
         let mut tick_due = false;
+        let mut final_collected = false;
         let mut st = lock(&self.state);
         loop {
             let now = Instant::now();
             if now >= next_tick {
+                // The interval [boundary - interval, boundary) is over.
+                let start = boundary.saturating_sub(self.interval);
+                st = self.collect(st, aggregation.as_deref_mut(), start, &link.counters);
                 tick_due = true;
-                next_tick = next_boundary(self.interval);
+                (next_tick, boundary) = next_boundary(self.interval);
+            }
+            if st.stop && !final_collected {
+                // The interval in progress, so that nothing counted is lost.
+                final_collected = true;
+                let start = boundary.saturating_sub(self.interval);
+                st = self.collect(st, aggregation.as_deref_mut(), start, &link.counters);
             }
             if st.lines == 0 {
                 tick_due = false;
@@ -306,15 +364,24 @@ fn count_lines(buf: &[u8]) -> usize {
     buf.iter().filter(|&&b| b == b'\n').count()
 }
 
-/// The next wall-clock multiple of `interval` after now, as an `Instant`.
-fn next_boundary(interval: Duration) -> Instant {
+/// The tick hook with what it needs.
+struct Aggregation {
+    hook: TickHook,
+    format: Arc<LineFormat>,
+    scratch: Vec<u8>,
+}
+
+/// The next wall-clock multiple of `interval` after now: as an `Instant` to
+/// wait for, and as time since the Unix epoch.
+fn next_boundary(interval: Duration) -> (Instant, Duration) {
     let now = Instant::now();
     let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let period = interval.as_nanos().max(1);
-    let into = wall.as_nanos() % period;
-    now + Duration::from_nanos((period - into).min(u128::from(u64::MAX)) as u64)
+    let wait = period - wall.as_nanos() % period;
+    let wait = Duration::from_nanos(wait.min(u128::from(u64::MAX)) as u64);
+    (now + wait, wall + wait)
 }
 
 #[cfg(test)]
@@ -333,8 +400,9 @@ mod tests {
     #[test]
     fn boundaries_are_aligned_and_ahead() {
         let interval = Duration::from_millis(200);
-        let at = next_boundary(interval);
+        let (at, wall) = next_boundary(interval);
         let ahead = at.saturating_duration_since(Instant::now());
         assert!(ahead <= interval);
+        assert_eq!(wall.as_nanos() % interval.as_nanos(), 0);
     }
 }

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::line::LineFormat;
 use crate::link::Link;
-use crate::queue::{Queue, Refused};
+use crate::queue::{Queue, Refused, TickHook};
 use crate::stats::Stats;
 use crate::timestamp::Timestamp;
 use crate::transport::{Protocol, TcpTransport, Transport, UdpTransport};
@@ -59,7 +59,7 @@ pub struct Sender {
 }
 
 struct Inner {
-    format: LineFormat,
+    format: Arc<LineFormat>,
     link: Arc<Link>,
     queue: Option<Arc<Queue>>,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -74,11 +74,16 @@ impl Sender {
     /// down now does not make this fail. In interval mode, starts the
     /// background thread.
     pub fn new(config: impl Into<Config>) -> Result<Sender> {
-        let config = config.into();
+        Sender::build(config.into(), None)
+    }
+
+    /// Makes a sender whose interval thread also runs `hook` at the end of
+    /// every interval (the global sender uses it to report macro aggregates).
+    pub(crate) fn build(config: Config, hook: Option<TickHook>) -> Result<Sender> {
         if let Some(error) = config.error {
             return Err(Error::InvalidConfig(error));
         }
-        let format = LineFormat::new(&config.prefix, &config.tags)?;
+        let format = Arc::new(LineFormat::new(&config.prefix, &config.tags)?);
         let transport: Box<dyn Transport> = match config.transport {
             Some(transport) => transport,
             None => match config.protocol {
@@ -98,6 +103,8 @@ impl Sender {
             Some(interval) => {
                 let (queue, worker) = Queue::start(
                     Arc::clone(&link),
+                    Arc::clone(&format),
+                    hook,
                     interval,
                     config.queue_size,
                     config.batch_size,

@@ -1,0 +1,197 @@
+//! Interval mode through the capture transport: queueing, batching, retry
+//! after failures, flush and stop semantics.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use graphyte::{CaptureTransport, Config, Error, Sender};
+
+const TS: u64 = 1_700_000_000;
+
+fn sender(capture: &CaptureTransport, interval_ms: u64) -> Config {
+    Config::new("unused")
+        .interval(Duration::from_millis(interval_ms))
+        .timeout(Duration::from_secs(2))
+        .transport(capture.clone())
+}
+
+#[test]
+fn send_queues_and_the_interval_thread_writes() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(sender(&capture, 100).prefix("p")).unwrap();
+    assert_eq!(s.interval(), Some(Duration::from_millis(100)));
+    s.send_at("a", 1, TS).unwrap();
+    s.send_at("b", 2.5, TS).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while capture.lines().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(capture.lines(), ["p.a 1 1700000000", "p.b 2.5 1700000000"]);
+    assert_eq!(s.stats().sent, 2);
+}
+
+#[test]
+fn flush_delivers_everything_queued_in_batches() {
+    let capture = CaptureTransport::new();
+    // A long interval: only flush can deliver within the test.
+    let s = Sender::new(sender(&capture, 3_600_000).batch_size(100)).unwrap();
+    for i in 0..1050 {
+        s.send_at("m", i, TS).unwrap();
+    }
+    assert_eq!(capture.lines().len(), 0);
+    assert_eq!(s.stats().queued, 1050);
+    s.flush().unwrap();
+    let lines = capture.lines();
+    assert_eq!(lines.len(), 1050);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line, &format!("m {i} 1700000000"));
+    }
+    assert_eq!(
+        capture.batches(),
+        11,
+        "1050 lines in batches of at most 100"
+    );
+    let stats = s.stats();
+    assert_eq!((stats.sent, stats.dropped, stats.queued), (1050, 0, 0));
+}
+
+#[test]
+fn a_full_queue_drops_counts_and_never_blocks() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(sender(&capture, 3_600_000).queue_size(10)).unwrap();
+    for i in 0..10 {
+        s.send_at("m", i, TS).unwrap();
+    }
+    match s.send_at("m", 10, TS) {
+        Err(Error::QueueFull { capacity }) => assert_eq!(capacity, 10),
+        other => panic!("expected QueueFull, got {other:?}"),
+    }
+    assert_eq!(s.stats().dropped, 1);
+    s.flush().unwrap();
+    assert_eq!(capture.lines().len(), 10);
+    // Room again after the flush.
+    s.send_at("m", 11, TS).unwrap();
+}
+
+#[test]
+fn bad_input_is_refused_in_interval_mode_too() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(sender(&capture, 3_600_000)).unwrap();
+    assert!(matches!(
+        s.send_at("a b", 1, TS),
+        Err(Error::InvalidName { .. })
+    ));
+    assert!(matches!(
+        s.send_at("m", f64::NAN, TS),
+        Err(Error::InvalidValue { .. })
+    ));
+    s.send_at("ok", 1, TS).unwrap();
+    s.flush().unwrap();
+    assert_eq!(capture.lines(), ["ok 1 1700000000"]);
+}
+
+#[test]
+fn failed_writes_stay_queued_and_are_retried() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(sender(&capture, 100)).unwrap();
+    capture.fail_with(Some(io::ErrorKind::ConnectionRefused));
+    for i in 0..5 {
+        s.send_at("m", i, TS).unwrap();
+    }
+    // The server is "down": flush times out and says what is pending.
+    match s.flush() {
+        Err(Error::Undelivered { pending, reason }) => {
+            assert_eq!(pending, 5);
+            assert!(reason.contains("capture transport set to fail"), "{reason}");
+        }
+        other => panic!("expected Undelivered, got {other:?}"),
+    }
+    assert!(s.stats().send_errors > 0);
+    // More lines arrive while down, then the server comes back.
+    s.send_at("m", 5, TS).unwrap();
+    capture.fail_with(None);
+    s.flush().unwrap();
+    let lines = capture.lines();
+    let expected: Vec<String> = (0..6).map(|i| format!("m {i} 1700000000")).collect();
+    assert_eq!(lines, expected, "all delivered, in order");
+    assert_eq!(s.stats().dropped, 0);
+}
+
+#[test]
+fn stop_delivers_then_sends_are_synchronous() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(sender(&capture, 3_600_000)).unwrap();
+    s.send_at("queued", 1, TS).unwrap();
+    s.stop().unwrap();
+    assert_eq!(capture.lines(), ["queued 1 1700000000"]);
+    assert_eq!(s.interval(), None);
+    s.send_at("after", 2, TS).unwrap();
+    assert_eq!(
+        capture.lines(),
+        ["queued 1 1700000000", "after 2 1700000000"]
+    );
+    s.stop().unwrap();
+}
+
+#[test]
+fn drop_delivers_what_is_queued() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(sender(&capture, 3_600_000)).unwrap();
+    let clone = s.clone();
+    s.send_at("a", 1, TS).unwrap();
+    drop(s);
+    assert!(capture.lines().is_empty(), "a clone still lives");
+    clone.send_at("b", 2, TS).unwrap();
+    drop(clone);
+    assert_eq!(capture.lines(), ["a 1 1700000000", "b 2 1700000000"]);
+}
+
+#[test]
+fn stop_with_a_dead_server_gives_up_after_the_timeout_and_counts() {
+    let capture = CaptureTransport::new();
+    capture.fail_with(Some(io::ErrorKind::ConnectionRefused));
+    let s = Sender::new(sender(&capture, 3_600_000).timeout(Duration::from_millis(300))).unwrap();
+    for i in 0..3 {
+        s.send_at("m", i, TS).unwrap();
+    }
+    let started = Instant::now();
+    match s.stop() {
+        Err(Error::Undelivered { pending, .. }) => assert_eq!(pending, 3),
+        other => panic!("expected Undelivered, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let stats = s.stats();
+    assert_eq!((stats.sent, stats.dropped, stats.queued), (0, 3, 0));
+}
+
+#[test]
+fn many_threads_lose_nothing() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(sender(&capture, 20)).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..5000 {
+                    s.send_at(&format!("t{t}"), i, TS).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    s.stop().unwrap();
+    let lines = capture.lines();
+    assert_eq!(lines.len(), 20_000);
+    for t in 0..4 {
+        let mine: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("t{t} ")))
+            .collect();
+        assert_eq!(mine.len(), 5000);
+        for (i, l) in mine.iter().enumerate() {
+            assert_eq!(**l, format!("t{t} {i} 1700000000"), "per-thread order kept");
+        }
+    }
+}

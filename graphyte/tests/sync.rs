@@ -1,0 +1,84 @@
+//! Synchronous mode through the capture transport.
+
+use std::io;
+
+use graphyte::{CaptureTransport, Config, Error, Sender};
+
+const TS: u64 = 1_700_000_000;
+
+#[test]
+fn each_send_is_written_at_once_with_prefix_and_tags() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(
+        Config::new("unused")
+            .prefix("system.sync")
+            .tag("env", "prod")
+            .transport(capture.clone()),
+    )
+    .unwrap();
+    assert_eq!(s.interval(), None);
+    s.send_at("foo.bar", 42, TS).unwrap();
+    assert_eq!(capture.batches(), 1);
+    s.send_tagged_at("foo.bar", 1, &[("env", "dev"), ("host", "a")], TS)
+        .unwrap();
+    assert_eq!(
+        capture.lines(),
+        [
+            "system.sync.foo.bar;env=prod 42 1700000000",
+            "system.sync.foo.bar;env=dev;host=a 1 1700000000",
+        ]
+    );
+}
+
+#[test]
+fn errors_are_returned_with_the_address() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(Config::new("unused").transport(capture.clone())).unwrap();
+    capture.fail_with(Some(io::ErrorKind::ConnectionRefused));
+    match s.send_at("m", 1, TS) {
+        Err(Error::Io { addr, source }) => {
+            assert_eq!(addr, "capture");
+            assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.stats().send_errors, 1);
+    capture.fail_with(None);
+    s.send_at("m", 2, TS).unwrap();
+    assert_eq!(capture.lines(), ["m 2 1700000000"]);
+}
+
+#[test]
+fn send_without_timestamp_uses_now() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(Config::new("unused").transport(capture.clone())).unwrap();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    s.send("m", 7u8).unwrap();
+    let line = capture.lines().pop().unwrap();
+    let ts: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(ts >= before && ts <= before + 2, "{line}");
+    assert!(line.starts_with("m 7 "));
+}
+
+#[test]
+fn bad_config_is_refused_up_front() {
+    for config in [
+        Config::new("host:notaport"),
+        Config::new("h").prefix("a..b"),
+        Config::new("h").tag("k", ""),
+    ] {
+        assert!(Sender::new(config).is_err());
+    }
+}
+
+#[test]
+fn a_system_time_timestamp_is_truncated_to_the_second() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(Config::new("unused").transport(capture.clone())).unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_750);
+    s.send_at("m", 1, t).unwrap();
+    assert_eq!(capture.lines(), ["m 1 1700000000"]);
+}
