@@ -1,1 +1,3 @@
-//! Placeholder root for the workspace test package; see tests/ and examples/.
+//! Test-only package: carries the workspace's integration tests (`tests/`),
+//! examples (`examples/`) and compiles the README's examples as doctests.
+#![doc = include_str!("../README.md")]
