@@ -15,7 +15,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 ///
 /// The connection is opened on the first send, reused for every later one,
 /// and dropped after any error; the next send reconnects, resolving the host
-/// again (so DNS changes are followed). After a failed connect, further
+/// again (so DNS changes are followed). Before each write it checks, without
+/// blocking, that the server has not closed the connection, so lines are not
+/// written into a connection that is already dead. After a failed connect, further
 /// attempts wait 100 ms, then 200 ms, ... up to 10 s; a send during that wait
 /// fails at once instead of blocking the caller.
 #[derive(Debug)]
@@ -98,8 +100,28 @@ impl TcpTransport {
     }
 }
 
+/// Whether the server has closed (or reset) the connection. Carbon never
+/// writes on its line port, so end-of-stream or an error on a non-blocking
+/// peek means the peer is gone: writing now would only fill the kernel
+/// buffer of a dead connection and lose those lines silently.
+fn peer_closed(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let closed = match stream.peek(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+    };
+    stream.set_nonblocking(false).is_err() || closed
+}
+
 impl Transport for TcpTransport {
     fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+        if self.stream.as_ref().is_some_and(peer_closed) {
+            log::debug!(target: "graphyte", "{} closed the connection; reconnecting", self.address());
+            self.stream = None;
+        }
         if self.stream.is_none() {
             self.stream = Some(self.connect()?);
         }
