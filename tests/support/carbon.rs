@@ -1,0 +1,722 @@
+//! A throw-away carbon-cache (the Python one from PyPI) for integration tests.
+//!
+//! `./scripts/test` installs carbon into a virtualenv and exports
+//! `GRAPHYTE_CARBON_VENV` (the venv) and `GRAPHYTE_REQUIRE_CARBON=1`.
+//! Each [`CarbonServer`] runs its own carbon-cache in the foreground, on free
+//! loopback ports, with all its state in a fresh temporary directory, and
+//! kills it when dropped.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::sha256;
+use super::whisper;
+
+/// Env var naming the virtualenv that holds carbon and whisper.
+pub const VENV_ENV: &str = "GRAPHYTE_CARBON_VENV";
+/// Env var that turns "carbon not available" from a skip into a failure.
+pub const REQUIRE_ENV: &str = "GRAPHYTE_REQUIRE_CARBON";
+/// Env var that keeps each server's state directory after the test.
+pub const KEEP_ENV: &str = "GRAPHYTE_KEEP_CARBON_STATE";
+
+/// How long carbon may take to listen on all its ports (it needs ~0.3-1 s).
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How many sets of ports to try when carbon cannot have the first ones.
+const START_ATTEMPTS: usize = 5;
+/// How often to check whether carbon is listening yet.
+const READY_POLL: Duration = Duration::from_millis(20);
+/// How often `wait_for_points` reads the whisper file again.
+const POINTS_POLL: Duration = Duration::from_millis(50);
+/// How many log lines a failure message shows.
+const LOG_TAIL_LINES: usize = 60;
+
+/// Python run as `python -c WRAPPER carbon-cache.py ARGS...`: it runs
+/// carbon-cache as its script would, plus a thread that exits the process as
+/// soon as stdin reaches EOF. The test process holds the other end of that
+/// pipe, so carbon dies with it even if the test process is killed and no
+/// `Drop` runs.
+const WRAPPER: &str = r#"
+import os, runpy, sys, threading
+
+def _exit_when_parent_goes():
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    finally:
+        os._exit(0)
+
+threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"#;
+
+/// Where carbon is installed.
+struct Install {
+    python: PathBuf,
+    script: PathBuf,
+}
+
+/// Finds the carbon venv: `$GRAPHYTE_CARBON_VENV`, else `<repo>/.venv`.
+fn locate() -> Result<Install, String> {
+    let venv = match std::env::var_os(VENV_ENV) {
+        Some(venv) if !venv.is_empty() => PathBuf::from(venv),
+        _ => {
+            let fallback = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv");
+            if !fallback.is_dir() {
+                return Err(format!(
+                    "{VENV_ENV} is not set and {} does not exist",
+                    fallback.display()
+                ));
+            }
+            fallback
+        }
+    };
+    let install = Install {
+        python: venv.join("bin").join("python"),
+        script: venv.join("bin").join("carbon-cache.py"),
+    };
+    for file in [&install.python, &install.script] {
+        if !file.is_file() {
+            return Err(format!("{} does not exist", file.display()));
+        }
+    }
+    Ok(install)
+}
+
+fn carbon_required() -> bool {
+    std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1")
+}
+
+fn how_to_get_carbon(why: &str) -> String {
+    format!(
+        "carbon-cache is not available ({why}). Run the tests with ./scripts/test, which \
+         installs carbon and whisper from PyPI into a virtualenv (default <repo>/.venv, \
+         override with GRAPHYTE_VENV) and sets {VENV_ENV} and {REQUIRE_ENV}=1; or point \
+         {VENV_ENV} at a venv made with `python3 -m venv V && V/bin/pip install carbon whisper`."
+    )
+}
+
+/// The ports of one carbon-cache.
+#[derive(Clone, Copy, Debug)]
+struct Ports {
+    /// Plaintext protocol, TCP and UDP.
+    line: u16,
+    pickle: u16,
+    cache_query: u16,
+}
+
+/// Ports this process has handed out already; never handed out twice, so
+/// servers started by parallel tests cannot pick the same ones.
+fn used_ports() -> &'static Mutex<HashSet<u16>> {
+    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    USED.get_or_init(Default::default)
+}
+
+/// Picks three distinct free loopback ports; the line port is free for both
+/// TCP and UDP. The probes stay bound until all three are chosen so the
+/// kernel cannot hand the same port out twice.
+fn pick_ports() -> Ports {
+    let mut used = used_ports().lock().unwrap_or_else(|e| e.into_inner());
+    let mut probes = Vec::new();
+    let mut fresh_tcp = || -> u16 {
+        for _ in 0..100 {
+            let probe =
+                TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0 (TCP)");
+            let port = probe.local_addr().expect("local_addr").port();
+            probes.push(probe);
+            if !used.contains(&port) {
+                used.insert(port);
+                return port;
+            }
+        }
+        panic!("found no unused loopback TCP port in 100 tries");
+    };
+    let mut line = None;
+    for _ in 0..100 {
+        let port = fresh_tcp();
+        if UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            line = Some(port);
+            break;
+        }
+    }
+    let line = line.expect("found no loopback port free for both TCP and UDP in 100 tries");
+    let pickle = fresh_tcp();
+    let cache_query = fresh_tcp();
+    Ports {
+        line,
+        pickle,
+        cache_query,
+    }
+}
+
+/// Makes a new, empty directory under the system temp dir.
+fn fresh_state_dir() -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "graphyte-carbon-{}-{n}-{nanos:08x}",
+            std::process::id()
+        ));
+        match fs::create_dir(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("cannot create {}: {e}", dir.display()),
+        }
+    }
+}
+
+/// Writes carbon.conf and storage-schemas.conf into `<state>/conf`.
+fn write_config(state: &Path, ports: Ports) -> io::Result<()> {
+    let p = |sub: &str| state.join(sub).display().to_string();
+    let carbon_conf = format!(
+        "[cache]
+STORAGE_DIR = {storage}
+LOCAL_DATA_DIR = {whisper}
+WHITELISTS_DIR = {lists}
+LOG_DIR = {log}
+PID_DIR = {run}
+USER =
+MAX_CACHE_SIZE = inf
+MAX_UPDATES_PER_SECOND = inf
+MAX_CREATES_PER_MINUTE = inf
+CACHE_WRITE_STRATEGY = naive
+LINE_RECEIVER_INTERFACE = 127.0.0.1
+LINE_RECEIVER_PORT = {line}
+ENABLE_UDP_LISTENER = True
+UDP_RECEIVER_INTERFACE = 127.0.0.1
+UDP_RECEIVER_PORT = {line}
+PICKLE_RECEIVER_INTERFACE = 127.0.0.1
+PICKLE_RECEIVER_PORT = {pickle}
+CACHE_QUERY_INTERFACE = 127.0.0.1
+CACHE_QUERY_PORT = {query}
+CARBON_METRIC_INTERVAL = 0
+ENABLE_TAGS = False
+",
+        storage = p("storage"),
+        whisper = p("storage/whisper"),
+        lists = p("storage/lists"),
+        log = p("log"),
+        run = p("run"),
+        line = ports.line,
+        pickle = ports.pickle,
+        query = ports.cache_query,
+    );
+    fs::write(state.join("conf/carbon.conf"), carbon_conf)?;
+    fs::write(
+        state.join("conf/storage-schemas.conf"),
+        "[default]\npattern = .*\nretentions = 1s:1h\n",
+    )
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Sockets bound to `port` according to /proc/net/`table` (`tcp`, `tcp6`,
+/// `udp`, `udp6`), as their inode numbers; for TCP only listening ones.
+/// `None` where /proc is not available.
+fn proc_sockets(table: &str, port: u16) -> Option<Vec<u64>> {
+    const TCP_LISTEN: &str = "0A";
+    let listen_only = table.starts_with("tcp");
+    let text = fs::read_to_string(format!("/proc/net/{table}")).ok()?;
+    let inodes = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // sl local_address rem_address st queues tr retrnsmt uid timeout inode
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)?
+                .rsplit(':')
+                .next()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok())?;
+            let wanted = local_port == port && (!listen_only || fields.get(3)? == &TCP_LISTEN);
+            wanted.then(|| fields.get(9)?.parse().ok()).flatten()
+        })
+        .collect();
+    Some(inodes)
+}
+
+/// Inodes of the sockets process `pid` has open, from /proc/PID/fd.
+fn process_sockets(pid: u32) -> Option<HashSet<u64>> {
+    let entries = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let inodes = entries
+        .flatten()
+        .filter_map(|entry| {
+            let target = fs::read_link(entry.path()).ok()?;
+            let target = target.to_str()?;
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    Some(inodes)
+}
+
+/// Where a starting carbon-cache is.
+enum Readiness {
+    /// It listens on all its ports.
+    Ready,
+    /// Not yet.
+    Pending,
+    /// Another socket is bound to one of its ports: it would share the
+    /// traffic (carbon sets SO_REUSEPORT) or fail to bind.
+    Shared(String),
+}
+
+/// Readiness from /proc (Linux): carbon (process `pid`) is the only owner of
+/// a listening TCP socket on each port, and of a UDP socket on the line port.
+/// Exact, and it opens no connections, so carbon's log stays free of probes.
+fn proc_readiness(pid: u32, ports: Ports) -> Option<Readiness> {
+    let owned = process_sockets(pid)?;
+    let wanted = [
+        (ports.line, "tcp"),
+        (ports.line, "udp"),
+        (ports.pickle, "tcp"),
+        (ports.cache_query, "tcp"),
+    ];
+    let mut ready = true;
+    for (port, protocol) in wanted {
+        let mut sockets = proc_sockets(protocol, port)?;
+        sockets.extend(proc_sockets(&format!("{protocol}6"), port).unwrap_or_default());
+        match sockets.as_slice() {
+            [] => ready = false,
+            [inode] => ready &= owned.contains(inode),
+            several => {
+                return Some(Readiness::Shared(format!(
+                    "{} {protocol} sockets are bound to port {port}",
+                    several.len()
+                )))
+            }
+        }
+    }
+    Some(if ready {
+        Readiness::Ready
+    } else {
+        Readiness::Pending
+    })
+}
+
+/// Readiness where /proc is not available: all TCP ports accept.
+fn connect_readiness(ports: Ports) -> Readiness {
+    let all_accept = [ports.cache_query, ports.line, ports.pickle]
+        .into_iter()
+        .all(|port| {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+    if all_accept {
+        Readiness::Ready
+    } else {
+        Readiness::Pending
+    }
+}
+
+/// Why a start attempt failed.
+enum StartError {
+    /// Someone else has (one of) the ports: try other ones.
+    PortClash(String),
+    /// Anything else: give up.
+    Fatal(String),
+}
+
+/// A carbon-cache child process listening on loopback, with its state in a
+/// temporary directory. Killed, and the directory removed, on drop.
+pub struct CarbonServer {
+    child: Child,
+    state_dir: PathBuf,
+    ports: Ports,
+}
+
+impl CarbonServer {
+    /// Starts a carbon-cache and waits until it listens. Panics, saying how
+    /// to get carbon, if it is not installed.
+    pub fn start() -> CarbonServer {
+        match locate() {
+            Ok(install) => Self::start_with(&install),
+            Err(why) => panic!("{}", how_to_get_carbon(&why)),
+        }
+    }
+
+    /// Starts a carbon-cache like [`start`](Self::start) if carbon is
+    /// installed. If it is not, prints a loud `SKIPPED` notice and returns
+    /// `None`, unless `GRAPHYTE_REQUIRE_CARBON=1` (set by ./scripts/test),
+    /// which makes it panic instead. Typical use:
+    ///
+    /// ```ignore
+    /// let Some(carbon) = support::CarbonServer::start_or_skip() else { return };
+    /// ```
+    pub fn start_or_skip() -> Option<CarbonServer> {
+        match locate() {
+            Ok(install) => Some(Self::start_with(&install)),
+            Err(why) if carbon_required() => {
+                panic!("{REQUIRE_ENV}=1 but {}", how_to_get_carbon(&why))
+            }
+            Err(why) => {
+                let test = thread::current().name().unwrap_or("?").to_owned();
+                // Written to the real stderr, past the test harness's output
+                // capture, so it shows even when the test passes.
+                let _ = writeln!(
+                    io::stderr(),
+                    "*** SKIPPED: carbon not available, test `{test}` did not run ({why}); \
+                     ./scripts/test installs carbon and runs it ***"
+                );
+                None
+            }
+        }
+    }
+
+    fn start_with(install: &Install) -> CarbonServer {
+        let state_dir = fresh_state_dir();
+        for sub in ["conf", "storage/whisper", "storage/lists", "log", "run"] {
+            fs::create_dir_all(state_dir.join(sub))
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", state_dir.display()));
+        }
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            let ports = pick_ports();
+            match Self::try_start(install, &state_dir, ports) {
+                Ok(server) => return server,
+                Err(StartError::PortClash(why)) => failures.push(why),
+                Err(StartError::Fatal(why)) => {
+                    remove_state_dir(&state_dir);
+                    panic!("carbon-cache did not start: {why}");
+                }
+            }
+        }
+        remove_state_dir(&state_dir);
+        panic!(
+            "carbon-cache did not start in {START_ATTEMPTS} attempts, each lost a port:\n{}",
+            failures.join("\n---\n")
+        );
+    }
+
+    fn try_start(install: &Install, state: &Path, ports: Ports) -> Result<Self, StartError> {
+        let fatal = |what: &str, e: io::Error| StartError::Fatal(format!("{what}: {e}"));
+        write_config(state, ports).map_err(|e| fatal("writing carbon.conf", e))?;
+        let pidfile = state.join("run/carbon-cache-a.pid");
+        let _ = fs::remove_file(&pidfile);
+        let log_path = state.join("log/carbon.log");
+        let log = File::create(&log_path).map_err(|e| fatal("creating the log", e))?;
+        let log_err = log.try_clone().map_err(|e| fatal("cloning the log", e))?;
+        let child = Command::new(&install.python)
+            .arg("-c")
+            .arg(WRAPPER)
+            .arg(&install.script)
+            .arg(format!(
+                "--config={}",
+                state.join("conf/carbon.conf").display()
+            ))
+            .arg(format!("--pidfile={}", pidfile.display()))
+            .arg(format!("--logdir={}", state.join("log").display()))
+            .arg("--nodaemon")
+            .arg("start")
+            .current_dir(state)
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env_remove("PYTHONPATH")
+            .env_remove("PYTHONHOME")
+            .env_remove("GRAPHITE_ROOT")
+            .env_remove("GRAPHITE_CONF_DIR")
+            .env_remove("GRAPHITE_STORAGE_DIR")
+            .stdin(Stdio::piped())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| fatal(&format!("spawning {}", install.python.display()), e))?;
+        let mut server = CarbonServer {
+            child,
+            state_dir: state.to_path_buf(),
+            ports,
+        };
+        match server.wait_until_ready() {
+            Ok(()) => Ok(server),
+            Err(e) => {
+                server.stop();
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until carbon listens on all its ports, and checks that it is
+    /// the only one there (carbon sets SO_REUSEPORT, so it would silently
+    /// share a port with another carbon).
+    fn wait_until_ready(&mut self) -> Result<(), StartError> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = self.console_log();
+                let message = format!(
+                    "carbon-cache exited with {status} while starting on {:?}; log tail:\n{}",
+                    self.ports,
+                    tail(&log, LOG_TAIL_LINES)
+                );
+                return Err(if log.contains("Address already in use") {
+                    StartError::PortClash(message)
+                } else {
+                    StartError::Fatal(message)
+                });
+            }
+            let readiness = proc_readiness(self.child.id(), self.ports)
+                .unwrap_or_else(|| connect_readiness(self.ports));
+            match readiness {
+                Readiness::Ready => return Ok(()),
+                Readiness::Pending => {}
+                Readiness::Shared(why) => return Err(StartError::PortClash(why)),
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(StartError::Fatal(format!(
+                    "carbon-cache did not listen on {:?} within {START_TIMEOUT:?}; log tail:\n{}",
+                    self.ports,
+                    tail(&self.console_log(), LOG_TAIL_LINES)
+                )));
+            }
+            thread::sleep(READY_POLL);
+        }
+    }
+
+    /// Kills carbon (it has nothing to flush that the tests still need) and
+    /// reaps it.
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The plaintext (line protocol) port, for both TCP and UDP.
+    pub fn port(&self) -> u16 {
+        self.ports.line
+    }
+
+    /// `"127.0.0.1:PORT"` of the plaintext port (TCP and UDP).
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.line)
+    }
+
+    /// The pickle protocol port (TCP).
+    pub fn pickle_port(&self) -> u16 {
+        self.ports.pickle
+    }
+
+    /// The cache-query port (TCP), which answers for points not yet on disk.
+    pub fn cache_query_port(&self) -> u16 {
+        self.ports.cache_query
+    }
+
+    /// The OS process id of carbon-cache.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The temporary directory holding conf/, storage/, log/ and run/.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Carbon's STORAGE_DIR (`<state>/storage`); whisper files are under
+    /// [`whisper_dir`](Self::whisper_dir).
+    pub fn storage_dir(&self) -> PathBuf {
+        self.state_dir.join("storage")
+    }
+
+    /// Carbon's LOCAL_DATA_DIR (`<state>/storage/whisper`), the root of the
+    /// whisper tree.
+    pub fn whisper_dir(&self) -> PathBuf {
+        self.state_dir.join("storage/whisper")
+    }
+
+    /// Where carbon stores `metric` (see [`whisper_relative_path`]).
+    pub fn whisper_path(&self, metric: &str) -> PathBuf {
+        self.whisper_dir().join(whisper_relative_path(metric))
+    }
+
+    /// The points of `metric` on disk now, sorted by timestamp; empty if its
+    /// file does not exist (yet). Panics if the file is malformed.
+    pub fn read_points(&self, metric: &str) -> Vec<(u32, f64)> {
+        let path = self.whisper_path(metric);
+        match whisper::read_points(&path) {
+            Ok(points) => points,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("cannot read {}: {e}", path.display()),
+        }
+    }
+
+    /// Polls every 50 ms until the whisper file of `metric` holds at least
+    /// `expected_count` points, and returns them sorted by timestamp. Panics
+    /// after `timeout` with what it found and carbon's log. Carbon writes
+    /// about 1 s after receiving, so a timeout of 5 s is plenty.
+    pub fn wait_for_points(
+        &self,
+        metric: &str,
+        expected_count: usize,
+        timeout: Duration,
+    ) -> Vec<(u32, f64)> {
+        let path = self.whisper_path(metric);
+        let deadline = Instant::now() + timeout;
+        loop {
+            // A file carbon is still creating may be short: just look again.
+            let last = whisper::read_points(&path);
+            if let Ok(points) = &last {
+                if points.len() >= expected_count {
+                    return points.clone();
+                }
+            }
+            if Instant::now() >= deadline {
+                let found = match last {
+                    Ok(points) => format!("{} points: {points:?}", points.len()),
+                    Err(e) => format!("no points ({e})"),
+                };
+                panic!(
+                    "timed out after {timeout:?} waiting for {expected_count} points of {metric:?} \
+                     in {}; found {found}\nwhisper files: {:?}\ncarbon log tail:\n{}",
+                    path.display(),
+                    self.whisper_files(),
+                    tail(&self.console_log(), LOG_TAIL_LINES)
+                );
+            }
+            thread::sleep(POINTS_POLL);
+        }
+    }
+
+    /// Every `.wsp` file under [`whisper_dir`](Self::whisper_dir), relative
+    /// to it, sorted.
+    pub fn whisper_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else if path.extension().is_some_and(|ext| ext == "wsp") {
+                    out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+                }
+            }
+        }
+        let root = self.whisper_dir();
+        let mut files = Vec::new();
+        walk(&root, &root, &mut files);
+        files.sort();
+        files
+    }
+
+    /// Everything carbon printed: in the foreground carbon logs to stdout
+    /// instead of log files, one `DATE :: [TYPE] message` line per event
+    /// (types `console`, `listener`, `query`, `clients`, `creates`, ...),
+    /// plus Python tracebacks on stderr.
+    pub fn console_log(&self) -> String {
+        fs::read_to_string(self.state_dir.join("log/carbon.log")).unwrap_or_default()
+    }
+
+    /// The `[listener]` lines of the log, where carbon reports lines it
+    /// rejected (`invalid line received from client ..., ignoring`). What a
+    /// daemonized carbon would write to listener.log.
+    pub fn listener_log(&self) -> String {
+        self.console_log()
+            .lines()
+            .filter(|line| line.contains(" :: [listener] "))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+}
+
+impl Drop for CarbonServer {
+    fn drop(&mut self) {
+        self.stop();
+        remove_state_dir(&self.state_dir);
+    }
+}
+
+fn remove_state_dir(dir: &Path) {
+    if std::env::var_os(KEEP_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+        let _ = writeln!(io::stderr(), "kept carbon state in {}", dir.display());
+    } else {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
+/// The normalised name under which carbon stores `metric`, mirroring
+/// carbon's `TaggedSeries.parse(metric).path` (plaintext `name;k=v` form):
+/// the name is the part before the first `;` with leading `~` stripped;
+/// `k=v` pairs go into a map where the last duplicate wins and `name=` is
+/// dropped; the result is `name + concat(sorted(";k=v" strings))` (sorted as
+/// strings, not by key). Names carbon cannot parse are stored as they are.
+///
+/// Panics on OpenMetrics-style names (`m{k="v"}`), which are not mirrored.
+pub fn normalize_metric(metric: &str) -> String {
+    assert!(
+        !(metric.ends_with("\"}") && metric.contains('{')),
+        "OpenMetrics-style names are not supported by the test support: {metric:?}"
+    );
+    parse_carbon(metric).unwrap_or_else(|| metric.to_owned())
+}
+
+/// carbon's `TaggedSeries.parse_carbon(...).path`, or `None` where carbon
+/// raises (and then keeps the raw name).
+fn parse_carbon(path: &str) -> Option<String> {
+    let mut segments = path.split(';');
+    let metric = segments.next().filter(|m| !m.is_empty())?;
+    let mut tags = BTreeMap::new();
+    for segment in segments {
+        let (tag, value) = segment.split_once('=')?;
+        let valid = !tag.is_empty()
+            && !value.is_empty()
+            && !tag.contains([';', '!', '^', '='])
+            && !value.contains(';')
+            && !value.starts_with('~');
+        if !valid {
+            return None;
+        }
+        tags.insert(tag, value);
+    }
+    let name = metric.trim_start_matches('~');
+    if name.is_empty() {
+        return None;
+    }
+    let mut pairs: Vec<String> = tags
+        .into_iter()
+        .filter(|&(tag, _)| tag != "name")
+        .map(|(tag, value)| format!(";{tag}={value}"))
+        .collect();
+    pairs.sort();
+    Some(format!("{name}{}", pairs.concat()))
+}
+
+/// Where carbon's whisper backend stores `metric`, relative to its data
+/// directory (default `TAG_HASH_FILENAMES = True`):
+///
+/// - plain `a.b.c` → `a/b/c.wsp` (`.` becomes `/`, leading `/` trimmed);
+/// - tagged (the normalised name, see [`normalize_metric`], contains `;`) →
+///   `_tagged/<h[0:3]>/<h[3:6]>/<h>.wsp` with `h` the lowercase hex SHA-256
+///   of the normalised name.
+pub fn whisper_relative_path(metric: &str) -> PathBuf {
+    let normalized = normalize_metric(metric);
+    if normalized.contains(';') {
+        let h = sha256::hex_digest(normalized.as_bytes());
+        PathBuf::from("_tagged")
+            .join(&h[0..3])
+            .join(&h[3..6])
+            .join(format!("{h}.wsp"))
+    } else {
+        PathBuf::from(format!(
+            "{}.wsp",
+            normalized.replace('.', "/").trim_start_matches('/')
+        ))
+    }
+}
