@@ -48,6 +48,9 @@ struct State {
     buf: Vec<u8>,
     /// Number of lines in `buf`.
     lines: usize,
+    /// Offsets in `buf` just after every `batch_size`-th line, so the worker
+    /// cuts batches without scanning for newlines.
+    batch_ends: Vec<usize>,
     /// Lines taken by the worker and not yet confirmed written.
     in_flight: usize,
     /// Flush generations: requested by callers, completed by the worker.
@@ -134,6 +137,10 @@ impl Queue {
         }
         st.buf.extend_from_slice(line);
         st.lines += 1;
+        if st.lines % self.batch_size == 0 {
+            let end = st.buf.len();
+            st.batch_ends.push(end);
+        }
         if st.lines == self.high_water {
             drop(st);
             self.work.notify_one();
@@ -213,13 +220,9 @@ impl Queue {
         );
         st = lock(&self.state);
         let room = self.capacity.saturating_sub(st.lines + st.in_flight);
-        if count <= room {
-            st.buf.extend_from_slice(&agg.scratch);
-            st.lines += count;
-        } else {
-            let (len, kept) = batch_end(&agg.scratch, room);
-            st.buf.extend_from_slice(&agg.scratch[..len]);
-            st.lines += kept;
+        let (len, kept) = batch_end(&agg.scratch, room);
+        st.append(&agg.scratch[..len], self.batch_size);
+        if kept < count {
             Counters::add(&counters.dropped, count - kept);
             log::warn!(target: "graphyte", "queue full ({} lines): dropped {} aggregated lines", self.capacity, count - kept);
         }
@@ -229,6 +232,7 @@ impl Queue {
     /// The worker thread.
     fn run(&self, link: &Link, mut aggregation: Option<&mut Aggregation>) {
         let mut spare = Vec::new();
+        let mut spare_ends = Vec::new();
         let mut retry_delay = MIN_RETRY;
         let mut retry_at: Option<Instant> = None;
         let (mut next_tick, mut boundary) = next_boundary(self.interval);
@@ -265,6 +269,7 @@ impl Queue {
                 Counters::add(&link.counters.dropped, st.lines);
                 log::error!(target: "graphyte", "stopping with {} lines undelivered to {}: {}", st.lines, link.address(), st.last_error.as_deref().unwrap_or("timed out"));
                 st.buf.clear();
+                st.batch_ends.clear();
                 st.lines = 0;
                 break;
             }
@@ -291,10 +296,12 @@ impl Queue {
             // Take everything queued; write it without holding the lock.
             let generation = st.flush_requested;
             std::mem::swap(&mut st.buf, &mut spare);
+            std::mem::swap(&mut st.batch_ends, &mut spare_ends);
             let taken = std::mem::take(&mut st.lines);
             st.in_flight = taken;
             drop(st);
-            let (written, error) = self.write_batches(link, &spare);
+            let (written, error) = self.write_batches(link, &spare, &spare_ends, taken);
+            spare_ends.clear();
             st = lock(&self.state);
             st.in_flight = 0;
             match error {
@@ -311,13 +318,11 @@ impl Queue {
                 }
                 Some(e) => {
                     // Put the unwritten lines back in front of what arrived meanwhile.
-                    let rest = &spare[written..];
-                    let rest_lines = count_lines(rest);
-                    let mut merged = Vec::with_capacity(rest.len() + st.buf.len());
-                    merged.extend_from_slice(rest);
-                    merged.extend_from_slice(&st.buf);
-                    st.buf = merged;
-                    st.lines += rest_lines;
+                    let arrived = std::mem::take(&mut st.buf);
+                    st.batch_ends.clear();
+                    st.lines = 0;
+                    st.append(&spare[written..], self.batch_size);
+                    st.append(&arrived, self.batch_size);
                     spare.clear();
                     st.last_error = Some(e.to_string());
                     retry_at = Some(Instant::now() + retry_delay);
@@ -330,24 +335,55 @@ impl Queue {
         link.close();
     }
 
-    /// Writes `lines` in batches of at most `batch_size` lines. Returns the
-    /// number of bytes written and the error that stopped it, if any.
-    fn write_batches(&self, link: &Link, lines: &[u8]) -> (usize, Option<Error>) {
+    /// Writes `count` lines in batches of at most `batch_size` lines, cut at
+    /// `batch_ends`. Returns the number of bytes written and the error that
+    /// stopped it, if any.
+    fn write_batches(
+        &self,
+        link: &Link,
+        lines: &[u8],
+        batch_ends: &[usize],
+        count: usize,
+    ) -> (usize, Option<Error>) {
         let mut written = 0;
-        while written < lines.len() {
-            let rest = &lines[written..];
-            let (len, count) = batch_end(rest, self.batch_size);
-            if let Err(e) = link.write(&rest[..len], count) {
+        for &end in batch_ends {
+            if let Err(e) = link.write(&lines[written..end], self.batch_size) {
                 return (written, Some(e));
             }
-            written += len;
+            written = end;
+        }
+        if written < lines.len() {
+            let tail = count - batch_ends.len() * self.batch_size;
+            if let Err(e) = link.write(&lines[written..], tail) {
+                return (written, Some(e));
+            }
+            written = lines.len();
         }
         (written, None)
     }
 }
 
+impl State {
+    /// Appends complete lines, keeping `lines` and `batch_ends` right.
+    fn append(&mut self, lines: &[u8], batch_size: usize) {
+        let base = self.buf.len();
+        self.buf.extend_from_slice(lines);
+        for (i, &b) in lines.iter().enumerate() {
+            if b == b'\n' {
+                self.lines += 1;
+                if self.lines % batch_size == 0 {
+                    self.batch_ends.push(base + i + 1);
+                }
+            }
+        }
+    }
+}
+
 /// The byte length and line count of the first `max_lines` lines of `buf`.
 fn batch_end(buf: &[u8], max_lines: usize) -> (usize, usize) {
+    if max_lines == 0 {
+        return (0, 0);
+    }
     let mut count = 0;
     for (i, &b) in buf.iter().enumerate() {
         if b == b'\n' {
@@ -358,10 +394,6 @@ fn batch_end(buf: &[u8], max_lines: usize) -> (usize, usize) {
         }
     }
     (buf.len(), count)
-}
-
-fn count_lines(buf: &[u8]) -> usize {
-    buf.iter().filter(|&&b| b == b'\n').count()
 }
 
 /// The tick hook with what it needs.
@@ -394,7 +426,11 @@ mod tests {
         assert_eq!(batch_end(buf, 1), (6, 1));
         assert_eq!(batch_end(buf, 2), (12, 2));
         assert_eq!(batch_end(buf, 5), (18, 3));
-        assert_eq!(count_lines(buf), 3);
+        assert_eq!(batch_end(buf, 0), (0, 0));
+        let mut st = State::default();
+        st.append(buf, 2);
+        st.append(buf, 2);
+        assert_eq!((st.lines, st.batch_ends.as_slice()), (6, &[12, 24, 36][..]));
     }
 
     #[test]

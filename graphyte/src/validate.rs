@@ -44,19 +44,38 @@ fn check_chars(
 
 /// Checks a metric path (no tags): non-empty, no whitespace or control
 /// characters, no `;` and no empty `.`-separated segment.
+///
+/// One pass over the bytes; only names with non-ASCII characters take a
+/// second, per-character pass for Unicode whitespace and controls.
 pub fn check_path(path: &str) -> Result<(), &'static str> {
+    const WHITESPACE: &str = "must not contain whitespace";
+    const CONTROL: &str = "must not contain control characters";
     if path.is_empty() {
         return Err("must not be empty");
     }
-    check_chars(
-        path,
-        "must not contain whitespace",
-        "must not contain control characters",
-    )?;
-    if path.contains(';') {
-        return Err("must not contain ';' outside of tags");
+    let mut at_segment_start = true;
+    let mut empty_segment = false;
+    let mut non_ascii = false;
+    for &b in path.as_bytes() {
+        match b {
+            b'.' => {
+                empty_segment |= at_segment_start;
+                at_segment_start = true;
+                continue;
+            }
+            // What char::is_whitespace accepts in ASCII, then the other controls.
+            b'\t'..=b'\r' | b' ' => return Err(WHITESPACE),
+            0..=0x1f | 0x7f => return Err(CONTROL),
+            b';' => return Err("must not contain ';' outside of tags"),
+            0x80.. => non_ascii = true,
+            _ => {}
+        }
+        at_segment_start = false;
     }
-    if path.split('.').any(str::is_empty) {
+    if non_ascii {
+        check_chars(path, WHITESPACE, CONTROL)?;
+    }
+    if empty_segment || at_segment_start {
         return Err("must not contain an empty segment ('..', or a leading or trailing '.')");
     }
     Ok(())
@@ -107,8 +126,8 @@ pub fn check_tag<'a>(key: &'a str, value: &'a str) -> Result<(), Invalid<'a>> {
 
 /// Splits `path;k=v;k2=v2` into the path and the raw tag part after the first `;`.
 pub fn split_name(name: &str) -> (&str, Option<&str>) {
-    match name.split_once(';') {
-        Some((path, tags)) => (path, Some(tags)),
+    match name.bytes().position(|b| b == b';') {
+        Some(i) => (&name[..i], Some(&name[i + 1..])),
         None => (name, None),
     }
 }
