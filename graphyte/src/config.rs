@@ -45,6 +45,7 @@ pub const DEFAULT_QUEUE_SIZE: usize = 250_000;
 /// | [`protocol`](Config::protocol) | TCP | or UDP |
 /// | [`tag`](Config::tag) | none | tags added to every line; per-call tags win |
 /// | [`log_sends`](Config::log_sends) | false | log each send at INFO (target `graphyte`) |
+/// | [`self_metrics`](Config::self_metrics) | false | interval mode: also send graphyte's own counters |
 /// | [`transport`](Config::transport) | by protocol | send lines your own way |
 pub struct Config {
     pub(crate) host: String,
@@ -58,6 +59,7 @@ pub struct Config {
     pub(crate) udp_max_datagram: usize,
     pub(crate) tags: Vec<(String, String)>,
     pub(crate) log_sends: bool,
+    pub(crate) self_metrics: bool,
     pub(crate) transport: Option<Box<dyn Transport>>,
     /// A problem found while parsing `host:port`, reported by `Sender::new`.
     pub(crate) error: Option<String>,
@@ -80,6 +82,7 @@ impl Config {
             udp_max_datagram: crate::transport::DEFAULT_MAX_DATAGRAM,
             tags: Vec::new(),
             log_sends: false,
+            self_metrics: false,
             transport: None,
             error,
         }
@@ -154,6 +157,17 @@ impl Config {
         self
     }
 
+    /// Interval mode: at the end of every interval, also send graphyte's own
+    /// counters for that interval under the prefix, so loss is visible in
+    /// Graphite itself: `graphyte.sent`, `graphyte.dropped`,
+    /// `graphyte.send_errors`, `graphyte.reconnects` (each the count during
+    /// the interval) and `graphyte.queued` (lines waiting at its end).
+    /// Default off.
+    pub fn self_metrics(mut self, on: bool) -> Config {
+        self.self_metrics = on;
+        self
+    }
+
     /// Sends through `transport` instead of TCP or UDP; host, port and
     /// protocol are then not used.
     pub fn transport(mut self, transport: impl Transport) -> Config {
@@ -180,6 +194,7 @@ impl fmt::Debug for Config {
             .field("protocol", &self.protocol)
             .field("tags", &self.tags)
             .field("log_sends", &self.log_sends)
+            .field("self_metrics", &self.self_metrics)
             .field("transport", &self.transport.as_ref().map(|t| t.address()))
             .finish()
     }

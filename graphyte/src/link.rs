@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::stats::Counters;
+use crate::stats::{Counters, Stats};
 use crate::transport::Transport;
 
 /// Logs a condition once, then at most once per period while it lasts,
@@ -90,7 +90,15 @@ impl Link {
     /// counting and logging the outcome.
     pub(crate) fn write(&self, lines: &[u8], count: usize) -> Result<()> {
         let started = Instant::now();
-        let result = lock(&self.transport).send(lines);
+        let result = {
+            let mut transport = lock(&self.transport);
+            let result = transport.send(lines);
+            let reconnects = transport.reconnects();
+            self.counters
+                .reconnects
+                .store(reconnects, std::sync::atomic::Ordering::Relaxed);
+            result
+        };
         match result {
             Ok(()) => {
                 Counters::add(&self.counters.sent, count);
@@ -121,6 +129,11 @@ impl Link {
                 })
             }
         }
+    }
+
+    /// The counters, with `queued` lines waiting.
+    pub(crate) fn stats(&self, queued: usize) -> Stats {
+        self.counters.snapshot(queued)
     }
 
     /// Closes the transport's connections.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use crate::line::LineFormat;
 use crate::link::{Link, LogLimiter};
-use crate::stats::Counters;
+use crate::stats::{Counters, Stats};
 use crate::timestamp::Timestamp;
 
 /// Called by the worker at the end of every interval (and once more at stop,
@@ -82,8 +82,7 @@ impl Queue {
     /// Starts the worker thread.
     pub(crate) fn start(
         link: Arc<Link>,
-        format: Arc<LineFormat>,
-        hook: Option<TickHook>,
+        reports: Reports,
         interval: Duration,
         capacity: usize,
         batch_size: usize,
@@ -103,12 +102,12 @@ impl Queue {
             thread::Builder::new()
                 .name("graphyte".into())
                 .spawn(move || {
-                    let mut hook = hook.map(|hook| Aggregation {
-                        hook,
-                        format,
+                    let mut reports = ReportState {
+                        reports,
                         scratch: Vec::new(),
-                    });
-                    queue.run(&link, hook.as_mut())
+                        last: Stats::default(),
+                    };
+                    queue.run(&link, &mut reports)
                 })
                 .map_err(|e| Error::Io {
                     addr: "graphyte worker thread".into(),
@@ -201,36 +200,60 @@ impl Queue {
         st.lost
     }
 
-    /// Runs the tick hook for the interval that started at `start` and
-    /// queues its lines (those beyond the bound are dropped and counted).
-    fn collect<'a>(
+    /// Makes the lines reported for the interval that started at `start`
+    /// (macro aggregates from the hook, then self-metrics) and queues them;
+    /// those beyond the bound are dropped and counted.
+    fn report<'a>(
         &'a self,
-        mut st: MutexGuard<'a, State>,
-        aggregation: Option<&mut Aggregation>,
+        st: MutexGuard<'a, State>,
+        rs: &mut ReportState,
         start: Duration,
-        counters: &Counters,
+        link: &Link,
     ) -> MutexGuard<'a, State> {
-        let Some(agg) = aggregation else { return st };
+        if rs.reports.hook.is_none() && !rs.reports.self_metrics {
+            return st;
+        }
+        let queued = st.lines + st.in_flight;
         drop(st);
-        agg.scratch.clear();
-        let count = (agg.hook)(
-            Timestamp::from(start.as_secs()),
-            &agg.format,
-            &mut agg.scratch,
-        );
-        st = lock(&self.state);
+        let ts = Timestamp::from(start.as_secs());
+        let format = &rs.reports.format;
+        rs.scratch.clear();
+        let mut count = 0;
+        if let Some(hook) = &mut rs.reports.hook {
+            count += hook(ts, format, &mut rs.scratch);
+        }
+        if rs.reports.self_metrics {
+            let now = link.stats(queued);
+            let last = std::mem::replace(&mut rs.last, now);
+            let lines = [
+                ("graphyte.sent", now.sent - last.sent),
+                ("graphyte.dropped", now.dropped - last.dropped),
+                ("graphyte.send_errors", now.send_errors - last.send_errors),
+                ("graphyte.reconnects", now.reconnects - last.reconnects),
+                ("graphyte.queued", now.queued),
+            ];
+            for (name, value) in lines {
+                if format
+                    .format_into(&mut rs.scratch, name, &[], value, ts)
+                    .is_ok()
+                {
+                    count += 1;
+                }
+            }
+        }
+        let mut st = lock(&self.state);
         let room = self.capacity.saturating_sub(st.lines + st.in_flight);
-        let (len, kept) = batch_end(&agg.scratch, room);
-        st.append(&agg.scratch[..len], self.batch_size);
+        let (len, kept) = batch_end(&rs.scratch, room);
+        st.append(&rs.scratch[..len], self.batch_size);
         if kept < count {
-            Counters::add(&counters.dropped, count - kept);
-            log::warn!(target: "graphyte", "queue full ({} lines): dropped {} aggregated lines", self.capacity, count - kept);
+            Counters::add(&link.counters.dropped, count - kept);
+            log::warn!(target: "graphyte", "queue full ({} lines): dropped {} interval report lines", self.capacity, count - kept);
         }
         st
     }
 
     /// The worker thread.
-    fn run(&self, link: &Link, mut aggregation: Option<&mut Aggregation>) {
+    fn run(&self, link: &Link, reports: &mut ReportState) {
         let mut spare = Vec::new();
         let mut spare_ends = Vec::new();
         let mut retry_delay = MIN_RETRY;
@@ -244,7 +267,7 @@ impl Queue {
             if now >= next_tick {
                 // The interval [boundary - interval, boundary) is over.
                 let start = boundary.saturating_sub(self.interval);
-                st = self.collect(st, aggregation.as_deref_mut(), start, &link.counters);
+                st = self.report(st, reports, start, link);
                 tick_due = true;
                 (next_tick, boundary) = next_boundary(self.interval);
             }
@@ -252,7 +275,7 @@ impl Queue {
                 // The interval in progress, so that nothing counted is lost.
                 final_collected = true;
                 let start = boundary.saturating_sub(self.interval);
-                st = self.collect(st, aggregation.as_deref_mut(), start, &link.counters);
+                st = self.report(st, reports, start, link);
             }
             if st.lines == 0 {
                 tick_due = false;
@@ -396,11 +419,22 @@ fn batch_end(buf: &[u8], max_lines: usize) -> (usize, usize) {
     (buf.len(), count)
 }
 
-/// The tick hook with what it needs.
-struct Aggregation {
-    hook: TickHook,
-    format: Arc<LineFormat>,
+/// What the worker reports by itself at the end of every interval.
+pub(crate) struct Reports {
+    /// The sender's prefix and default tags.
+    pub(crate) format: Arc<LineFormat>,
+    /// Macro aggregates (the global sender only).
+    pub(crate) hook: Option<TickHook>,
+    /// Report the sender's own counters as `graphyte.*` lines.
+    pub(crate) self_metrics: bool,
+}
+
+/// [`Reports`] with the worker's scratch space and the counters at the
+/// previous report.
+struct ReportState {
+    reports: Reports,
     scratch: Vec<u8>,
+    last: Stats,
 }
 
 /// The next wall-clock multiple of `interval` after now: as an `Instant` to

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::line::LineFormat;
 use crate::link::Link;
-use crate::queue::{Queue, Refused, TickHook};
+use crate::queue::{Queue, Refused, Reports, TickHook};
 use crate::stats::Stats;
 use crate::timestamp::Timestamp;
 use crate::transport::{Protocol, TcpTransport, Transport, UdpTransport};
@@ -101,10 +101,14 @@ impl Sender {
         let link = Arc::new(Link::new(transport, config.log_sends, log_period));
         let (queue, worker) = match config.interval {
             Some(interval) => {
+                let reports = Reports {
+                    format: Arc::clone(&format),
+                    hook,
+                    self_metrics: config.self_metrics,
+                };
                 let (queue, worker) = Queue::start(
                     Arc::clone(&link),
-                    Arc::clone(&format),
-                    hook,
+                    reports,
                     interval,
                     config.queue_size,
                     config.batch_size,
@@ -218,10 +222,11 @@ impl Sender {
             .filter(|_| !self.inner.stopped.load(Ordering::Acquire))
     }
 
-    /// Counters since the sender was made: lines sent, dropped, write errors, queued.
+    /// Counters since the sender was made: lines sent, dropped, write errors,
+    /// reconnects, and the lines queued now.
     pub fn stats(&self) -> Stats {
         let queued = self.inner.queue.as_ref().map_or(0, |q| q.len());
-        self.inner.link.counters.snapshot(queued)
+        self.inner.link.stats(queued)
     }
 
     /// Interval mode: writes everything queued now and waits until it is

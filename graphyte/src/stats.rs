@@ -16,6 +16,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Failed transport writes (each may have been retried later).
     pub send_errors: u64,
+    /// Times the transport re-opened its connection after losing one.
+    pub reconnects: u64,
     /// Lines waiting in the queue right now (interval mode).
     pub queued: u64,
 }
@@ -26,6 +28,7 @@ pub(crate) struct Counters {
     pub(crate) sent: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) send_errors: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
 }
 
 impl Counters {
@@ -38,6 +41,7 @@ impl Counters {
             sent: self.sent.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             send_errors: self.send_errors.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
             queued: queued as u64,
         }
     }

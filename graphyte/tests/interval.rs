@@ -195,3 +195,43 @@ fn many_threads_lose_nothing() {
         }
     }
 }
+
+#[test]
+fn self_metrics_report_the_senders_own_counters_each_interval() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(
+        sender(&capture, 200)
+            .prefix("app")
+            .queue_size(5)
+            .self_metrics(true),
+    )
+    .unwrap();
+    for i in 0..7 {
+        let _ = s.send_at("m", i, TS); // 5 queued, 2 dropped
+    }
+    // Wait for an interval that carried the 5 lines, then one more report.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let has = |name: &str, value: &str| {
+        capture
+            .lines()
+            .iter()
+            .any(|l| l.starts_with(&format!("app.graphyte.{name} {value} ")))
+    };
+    while !(has("sent", "5") && has("dropped", "2")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(has("sent", "5"), "{:?}", capture.lines());
+    assert!(has("dropped", "2"), "{:?}", capture.lines());
+    assert!(has("send_errors", "0"));
+    assert!(has("reconnects", "0"));
+    // Self-metric lines carry the aligned interval start.
+    for line in capture
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("app.graphyte."))
+    {
+        let ts: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(ts > TS, "{line}");
+    }
+    s.stop().unwrap();
+}

@@ -54,6 +54,12 @@ pub trait Transport: Send + 'static {
     /// Releases connections; called once when the sender stops. The sender
     /// may still call `send` afterwards (sends after a stop are synchronous).
     fn close(&mut self) {}
+
+    /// How many times the transport re-opened a connection after losing one
+    /// (reported in [`Stats::reconnects`](crate::Stats::reconnects)). Default: 0.
+    fn reconnects(&self) -> u64 {
+        0
+    }
 }
 
 impl Transport for Box<dyn Transport> {
@@ -65,6 +71,9 @@ impl Transport for Box<dyn Transport> {
     }
     fn close(&mut self) {
         (**self).close()
+    }
+    fn reconnects(&self) -> u64 {
+        (**self).reconnects()
     }
 }
 

@@ -29,6 +29,7 @@ pub struct TcpTransport {
     retry_at: Option<Instant>,
     backoff: Duration,
     last_error: Option<String>,
+    connects: u64,
 }
 
 impl TcpTransport {
@@ -42,6 +43,7 @@ impl TcpTransport {
             retry_at: None,
             backoff: MIN_BACKOFF,
             last_error: None,
+            connects: 0,
         }
     }
 
@@ -66,6 +68,7 @@ impl TcpTransport {
         }
         match self.try_connect() {
             Ok(stream) => {
+                self.connects += 1;
                 self.retry_at = None;
                 self.backoff = MIN_BACKOFF;
                 self.last_error = None;
@@ -136,6 +139,10 @@ impl Transport for TcpTransport {
 
     fn address(&self) -> String {
         host_port(&self.host, self.port)
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.connects.saturating_sub(1)
     }
 
     fn close(&mut self) {
