@@ -1,10 +1,17 @@
 //! The process-wide sender behind [`init`] and [`send`], in the manner of
-//! `log::set_logger`: set once, read with one atomic load.
+//! `log::set_logger`: set once, read with one atomic load. It also decides
+//! what the macros do (see [`aggregate`](crate::aggregate)): `init` sets
+//! their mode and, in interval mode, hands the sender the tick hook that
+//! sends their aggregates; `shutdown` turns them synchronous.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::aggregate::{self, registry, Mode};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::queue::TickHook;
 use crate::sender::Sender;
 use crate::stats::Stats;
 use crate::timestamp::Timestamp;
@@ -12,11 +19,21 @@ use crate::value::Value;
 
 static GLOBAL: OnceLock<Sender> = OnceLock::new();
 
+/// The global sender's interval, if it has one.
+static INTERVAL: OnceLock<Duration> = OnceLock::new();
+
 /// Configures the process-wide sender. Call it once, early in `main`.
 ///
 /// Takes a [`Config`] or anything that converts into one, such as a host
 /// name. Returns [`Error::AlreadyInitialized`] if called a second time
 /// (the first configuration stays), or the configuration's error.
+///
+/// It also turns on the macros (`count!`, `gauge!`, `#[timed]`), which do
+/// nothing before: with an [interval](Config::interval) they aggregate and
+/// the interval thread sends their totals once per interval; without one
+/// they send a line per call. It calibrates the clock `#[timed]` reads
+/// (typically a millisecond, at most 200 ms), so that no timed call pays
+/// for it.
 ///
 /// ```no_run
 /// # fn main() -> Result<(), graphyte::Error> {
@@ -29,9 +46,34 @@ pub fn init(config: impl Into<Config>) -> Result<()> {
     if GLOBAL.get().is_some() {
         return Err(Error::AlreadyInitialized);
     }
-    let sender = Sender::new(config)?;
+    crate::__private::prepare_clock();
+    // The hook drains the macros' registry only once this sender is the
+    // global one: a sender that lost a race with another `init` is dropped,
+    // and its last tick must not take the winner's aggregates.
+    let active = Arc::new(AtomicBool::new(false));
+    let hook: TickHook = {
+        let active = Arc::clone(&active);
+        Box::new(move |start, format, buf| {
+            if active.load(Ordering::Acquire) {
+                registry().drain(start, format, buf, false)
+            } else {
+                0
+            }
+        })
+    };
+    let sender = Sender::build(config.into(), Some(hook))?;
+    let interval = sender.interval();
     // A racing init may have won meanwhile; ours is then dropped (and stopped).
-    GLOBAL.set(sender).map_err(|_| Error::AlreadyInitialized)
+    GLOBAL.set(sender).map_err(|_| Error::AlreadyInitialized)?;
+    active.store(true, Ordering::Release);
+    match interval {
+        Some(interval) => {
+            let _ = INTERVAL.set(interval);
+            aggregate::set_mode(Mode::Aggregate);
+        }
+        None => aggregate::set_mode(Mode::Sync),
+    }
+    Ok(())
 }
 
 /// The process-wide sender, if [`init`] was called.
@@ -75,11 +117,52 @@ pub fn flush() -> Result<()> {
 }
 
 /// Stops the global sender's background thread after delivering everything
-/// queued. Call it before `main` returns: statics are never dropped, so
-/// without it lines queued in the last interval are lost. Later sends are
-/// synchronous. See [`Sender::stop`].
+/// queued, including what the macros aggregated in the interval in
+/// progress. Call it before `main` returns: statics are never dropped, so
+/// without it lines queued in the last interval are lost. Later sends, and
+/// later macro calls, are synchronous. See [`Sender::stop`].
+///
+/// Stop the global sender with this function rather than with
+/// `graphyte::sender().unwrap().stop()`: only this one switches the macros
+/// to synchronous mode.
 pub fn shutdown() -> Result<()> {
-    global()?.stop()
+    let sender = global()?;
+    let stopped = sender.stop();
+    // The interval thread sent the macros' aggregates one last time as it
+    // stopped; calls made after that are sent now, synchronously, merged
+    // into the same interval's totals, and every later call is synchronous.
+    let was_aggregating = aggregate::mode() == Mode::Aggregate;
+    aggregate::set_mode(Mode::Sync);
+    let residual = match INTERVAL.get() {
+        Some(&interval) if was_aggregating => {
+            let mut buf = Vec::new();
+            let lines = registry().drain(
+                interval_start(interval),
+                sender.line_format(),
+                &mut buf,
+                true,
+            );
+            if lines > 0 {
+                sender.deliver(&buf, lines)
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    };
+    stopped.and(residual)
+}
+
+/// The start of the interval in progress, aligned to the interval like the
+/// interval thread's ticks, in Unix seconds.
+fn interval_start(interval: Duration) -> Timestamp {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let period = interval.as_nanos().max(1);
+    let start = now - now % period;
+    Timestamp::from(u64::try_from(start / 1_000_000_000).unwrap_or(u64::MAX))
 }
 
 /// The global sender's counters. See [`Sender::stats`].

@@ -354,7 +354,11 @@ impl Queue {
                 }
             }
         }
+        // Set under the same lock as the last check, so that no send can slip
+        // into a queue nobody drains: later sends go synchronous.
+        st.exited = true;
         drop(st);
+        self.progress.notify_all();
         link.close();
     }
 

@@ -1,0 +1,68 @@
+//! Compile-time checks of literal metric names, with the runtime's own rules
+//! and the runtime's own words.
+
+// The very file the runtime validates names with: it has no dependencies so
+// that it can be compiled here too. Only part of it is used here.
+#[allow(dead_code)]
+#[path = "../../graphyte/src/validate.rs"]
+mod validate;
+
+use syn::LitStr;
+
+use validate::Invalid;
+
+/// Checks a literal name (path and inline `;k=v` tags). The error, spanned
+/// on the literal, reads exactly like the runtime's `graphyte::Error` for
+/// the same name.
+pub(crate) fn check(lit: &LitStr) -> syn::Result<()> {
+    let name = lit.value();
+    validate::check_name(&name).map_err(|e| syn::Error::new(lit.span(), message(&name, e)))
+}
+
+/// The `Display` text of `graphyte::Error::InvalidName` / `InvalidTag`.
+fn message(name: &str, e: Invalid<'_>) -> String {
+    match e {
+        Invalid::Path(reason) => format!("invalid metric name {name:?}: {reason}"),
+        Invalid::Tag { key, value, reason } => {
+            format!("invalid tag {key:?}={value:?} on metric {name:?}: {reason}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_str(name: &str) -> Result<(), String> {
+        check(&LitStr::new(name, proc_macro2::Span::call_site())).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn valid_names_pass() {
+        for name in ["requests", "db.query;env=prod", "a.b_c-d.e;k=v;k2=v2"] {
+            assert_eq!(check_str(name), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn invalid_names_say_why() {
+        assert_eq!(
+            check_str("bad name"),
+            Err("invalid metric name \"bad name\": must not contain whitespace".into())
+        );
+        assert_eq!(
+            check_str("a..b"),
+            Err("invalid metric name \"a..b\": must not contain an empty segment ('..', or a leading or trailing '.')".into())
+        );
+        assert_eq!(
+            check_str("x;env="),
+            Err(
+                "invalid tag \"env\"=\"\" on metric \"x;env=\": tag value must not be empty".into()
+            )
+        );
+        assert_eq!(
+            check_str(""),
+            Err("invalid metric name \"\": must not be empty".into())
+        );
+    }
+}

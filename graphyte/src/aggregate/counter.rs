@@ -1,0 +1,125 @@
+//! Counters: `count!` adds to one atomic; every interval takes the sum by
+//! swapping it with zero, so no increment is lost or counted twice.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::value::Value;
+
+/// What [`count!`](crate::count) accepts as its delta: every primitive
+/// integer type.
+///
+/// In interval mode deltas are summed as `i64` (wrapping), so a `u64`,
+/// `usize`, `u128` or `i128` delta beyond `i64`'s range is clamped to it.
+/// In synchronous mode the delta is sent as given.
+#[diagnostic::on_unimplemented(
+    message = "`count!` takes an integer delta, not `{Self}`",
+    label = "not an integer",
+    note = "use `gauge!` for a value that goes up and down, such as a float"
+)]
+pub trait CountDelta: Value {
+    /// The delta as an `i64`, clamped to its range.
+    #[doc(hidden)]
+    fn to_i64(self) -> i64;
+}
+
+macro_rules! lossless {
+    ($($t:ty)*) => {$(
+        impl CountDelta for $t {
+            #[inline]
+            fn to_i64(self) -> i64 {
+                i64::from(self)
+            }
+        }
+    )*};
+}
+lossless!(i8 i16 i32 i64 u8 u16 u32);
+
+macro_rules! clamped {
+    ($($t:ty)*) => {$(
+        impl CountDelta for $t {
+            #[inline]
+            fn to_i64(self) -> i64 {
+                match i64::try_from(self) {
+                    Ok(v) => v,
+                    Err(_) if self > 0 => i64::MAX,
+                    Err(_) => i64::MIN,
+                }
+            }
+        }
+    )*};
+}
+clamped!(u64 usize u128 i128 isize);
+
+/// One counter series: the sum of the deltas since the last drain.
+///
+/// Aligned to its own cache lines so that two busy counters never share one.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct Counter {
+    sum: AtomicI64,
+    name: Box<str>,
+}
+
+impl Counter {
+    pub(crate) fn new(name: Box<str>) -> Counter {
+        Counter {
+            sum: AtomicI64::new(0),
+            name,
+        }
+    }
+
+    /// The full name (path and inline tags).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds a delta (wrapping). One atomic add.
+    #[inline]
+    pub(crate) fn add(&self, delta: i64) {
+        self.sum.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Takes the sum since the last call. Adds and takes are read-modify-writes
+    /// of one atomic, so every add is in exactly one taken sum.
+    pub(crate) fn take(&self) -> i64 {
+        self.sum.swap(0, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas_convert_and_clamp() {
+        assert_eq!(5u8.to_i64(), 5);
+        assert_eq!((-5i32).to_i64(), -5);
+        assert_eq!(u64::MAX.to_i64(), i64::MAX);
+        assert_eq!(u128::MAX.to_i64(), i64::MAX);
+        assert_eq!(i128::MIN.to_i64(), i64::MIN);
+        assert_eq!(usize::MAX.to_i64(), i64::MAX);
+        assert_eq!((-3isize).to_i64(), -3);
+    }
+
+    #[test]
+    fn concurrent_adds_are_taken_exactly_once() {
+        let counter = Counter::new("c".into());
+        let taken = std::thread::scope(|s| {
+            let adders: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        for _ in 0..100_000 {
+                            counter.add(1);
+                        }
+                    })
+                })
+                .collect();
+            let mut taken = 0;
+            while !adders.iter().all(|a| a.is_finished()) {
+                taken += counter.take();
+            }
+            taken
+        });
+        assert_eq!(taken + counter.take(), 400_000);
+    }
+}

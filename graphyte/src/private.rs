@@ -1,0 +1,352 @@
+//! What the expansions of `#[timed]`, `count!` and `gauge!` call. Not part
+//! of the API: names and signatures here change without notice.
+//!
+//! Each call site expands to a `static` site (a name and a lazily resolved
+//! `&'static` handle to its series in the registry) and a call on it:
+//!
+//! ```
+//! // count!("requests", 1)
+//! {
+//!     ::graphyte::__private::CounterSite::count(
+//!         {
+//!             static __GRAPHYTE_SITE: ::graphyte::__private::CounterSite =
+//!                 ::graphyte::__private::CounterSite::new("requests");
+//!             &__GRAPHYTE_SITE
+//!         },
+//!         1,
+//!     );
+//! }
+//! ```
+//!
+//! The calls check the mode (one atomic load): before `init` they return at
+//! once; in interval mode they update the series (a few atomic operations,
+//! the series resolved on the first call); in synchronous mode they send a
+//! line through the global sender.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::aggregate::{self, registry, CountDelta, Counter, Gauge, Mode, Timer};
+use crate::error::Error;
+use crate::value::Value;
+
+/// The clock `#[timed]` reads: the CPU's time-stamp counter where it is
+/// invariant, else the OS monotonic clock (quanta decides).
+static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+
+#[inline]
+fn clock() -> &'static quanta::Clock {
+    CLOCK.get_or_init(quanta::Clock::new)
+}
+
+/// Calibrates the clock now rather than in the first timed call (`init`
+/// calls it; calibration takes from about a millisecond up to 200 ms).
+pub(crate) fn prepare_clock() {
+    clock();
+}
+
+/// A clock for tests that only moves when told to.
+#[derive(Debug, Clone)]
+pub struct MockClock(Arc<quanta::Mock>);
+
+impl MockClock {
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.0.increment(by);
+    }
+}
+
+/// Makes `#[timed]` read a mock clock that only moves when the returned
+/// handle moves it, so that tests can check durations exactly. Call it
+/// before `init`; returns `None` if the clock was already set up (by `init`
+/// or a timed call).
+pub fn mock_clock() -> Option<MockClock> {
+    let (clock, mock) = quanta::Clock::mock();
+    CLOCK.set(clock).ok().map(|()| MockClock(mock))
+}
+
+/// Sends one line through the global sender (synchronous mode); problems
+/// with the name or value are logged once per name, transport errors are
+/// logged by the sender.
+#[inline(never)]
+fn send_now<V: Value>(name: &str, value: V) {
+    let Some(sender) = crate::sender() else {
+        return;
+    };
+    if let Err(e) = sender.send(name, value) {
+        match e {
+            Error::Io { .. } | Error::QueueFull { .. } | Error::Undelivered { .. } => {}
+            other => registry().report_once(name, other),
+        }
+    }
+}
+
+/// A `count!` call site with a literal name.
+#[derive(Debug)]
+pub struct CounterSite {
+    name: &'static str,
+    series: OnceLock<Option<&'static Counter>>,
+}
+
+impl CounterSite {
+    /// A site for `name` (checked at compile time by the macro).
+    pub const fn new(name: &'static str) -> CounterSite {
+        CounterSite {
+            name,
+            series: OnceLock::new(),
+        }
+    }
+
+    /// `count!(name, delta)`.
+    #[inline]
+    pub fn count<D: CountDelta>(&'static self, delta: D) {
+        match aggregate::mode() {
+            Mode::Aggregate => {
+                if let Some(counter) = self.series() {
+                    counter.add(delta.to_i64());
+                }
+            }
+            Mode::Sync => send_now(self.name, delta),
+            Mode::Off => {}
+        }
+    }
+
+    #[inline]
+    fn series(&'static self) -> Option<&'static Counter> {
+        *self.series.get_or_init(|| registry().counter(self.name))
+    }
+}
+
+/// `count!(name, delta)` with a name that is not a literal: looked up (and
+/// on first use validated) per call.
+pub fn count_dyn<S: AsRef<str> + ?Sized, D: CountDelta>(name: &S, delta: D) {
+    match aggregate::mode() {
+        Mode::Aggregate => {
+            if let Some(counter) = registry().counter(name.as_ref()) {
+                counter.add(delta.to_i64());
+            }
+        }
+        Mode::Sync => send_now(name.as_ref(), delta),
+        Mode::Off => {}
+    }
+}
+
+/// A `gauge!` call site with a literal name.
+#[derive(Debug)]
+pub struct GaugeSite {
+    name: &'static str,
+    series: OnceLock<Option<&'static Gauge>>,
+}
+
+impl GaugeSite {
+    /// A site for `name` (checked at compile time by the macro).
+    pub const fn new(name: &'static str) -> GaugeSite {
+        GaugeSite {
+            name,
+            series: OnceLock::new(),
+        }
+    }
+
+    /// `gauge!(name, value)`.
+    #[inline]
+    pub fn set<V: Value>(&'static self, value: V) {
+        match aggregate::mode() {
+            Mode::Aggregate => {
+                if let Some(gauge) = self.series() {
+                    set_gauge(gauge, value);
+                }
+            }
+            Mode::Sync => send_now(self.name, value),
+            Mode::Off => {}
+        }
+    }
+
+    #[inline]
+    fn series(&'static self) -> Option<&'static Gauge> {
+        *self.series.get_or_init(|| registry().gauge(self.name))
+    }
+}
+
+#[inline]
+fn set_gauge<V: Value>(gauge: &Gauge, value: V) {
+    let value = value.as_f64();
+    if value.is_finite() {
+        gauge.set(value);
+    } else {
+        refuse_value(gauge.name(), value);
+    }
+}
+
+#[cold]
+fn refuse_value(name: &str, value: f64) {
+    let reason = if value.is_nan() {
+        "NaN cannot be stored by Graphite"
+    } else {
+        "infinite values cannot be sent to Graphite"
+    };
+    registry().report_once(
+        name,
+        Error::InvalidValue {
+            name: name.to_owned(),
+            reason,
+        },
+    );
+}
+
+/// `gauge!(name, value)` with a name that is not a literal.
+pub fn gauge_dyn<S: AsRef<str> + ?Sized, V: Value>(name: &S, value: V) {
+    match aggregate::mode() {
+        Mode::Aggregate => {
+            if let Some(gauge) = registry().gauge(name.as_ref()) {
+                set_gauge(gauge, value);
+            }
+        }
+        Mode::Sync => send_now(name.as_ref(), value),
+        Mode::Off => {}
+    }
+}
+
+/// Where a `#[timed]` function's metric name comes from.
+#[derive(Debug)]
+enum TimerName {
+    /// `#[timed("name")]`.
+    Literal(&'static str),
+    /// `#[timed]`: `module_path!()` with `::` turned into `.`, then the
+    /// function's name.
+    Function {
+        module: &'static str,
+        function: &'static str,
+    },
+}
+
+/// A `#[timed]` function.
+#[derive(Debug)]
+pub struct TimerSite {
+    name: TimerName,
+    series: OnceLock<Option<&'static Timer>>,
+}
+
+impl TimerSite {
+    /// `#[timed("name")]` (checked at compile time by the macro).
+    pub const fn new(name: &'static str) -> TimerSite {
+        TimerSite {
+            name: TimerName::Literal(name),
+            series: OnceLock::new(),
+        }
+    }
+
+    /// `#[timed]` on `fn function` in module `module` (`module_path!()`).
+    pub const fn function(module: &'static str, function: &'static str) -> TimerSite {
+        TimerSite {
+            name: TimerName::Function { module, function },
+            series: OnceLock::new(),
+        }
+    }
+
+    /// Starts timing: reads the clock, unless `init` was not called yet.
+    #[inline]
+    pub fn start(&'static self) -> TimerGuard {
+        let start = match aggregate::mode() {
+            Mode::Off => None,
+            Mode::Aggregate | Mode::Sync => Some(clock().raw()),
+        };
+        TimerGuard { site: self, start }
+    }
+
+    /// The series; its name is computed here, once per site.
+    fn series(&'static self) -> Option<&'static Timer> {
+        *self.series.get_or_init(|| match self.name {
+            TimerName::Literal(name) => registry().timer(name),
+            TimerName::Function { module, function } => {
+                let mut name = module.replace("::", ".");
+                name.push('.');
+                name.push_str(function);
+                registry().timer(&name)
+            }
+        })
+    }
+
+    #[inline]
+    fn finish(&'static self, start: u64) {
+        let clock = clock();
+        let ns = clock.delta_as_nanos(start, clock.raw());
+        match aggregate::mode() {
+            Mode::Aggregate => {
+                if let Some(timer) = self.series() {
+                    timer.record(ns);
+                }
+            }
+            Mode::Sync => self.send(ns),
+            Mode::Off => {}
+        }
+    }
+
+    #[inline(never)]
+    fn send(&'static self, ns: u64) {
+        if let Some(timer) = self.series() {
+            send_now(timer.name(), ns as f64 / 1e6);
+        }
+    }
+}
+
+/// Records the time since [`TimerSite::start`] when dropped: at the end of
+/// the function, on early return, on `?`, on panic (while unwinding) and,
+/// in an async function, when its future completes or is dropped.
+#[derive(Debug)]
+#[must_use = "the timing is recorded when the guard is dropped"]
+pub struct TimerGuard {
+    site: &'static TimerSite,
+    start: Option<u64>,
+}
+
+impl Drop for TimerGuard {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(start) = self.start {
+            self.site.finish(start);
+        }
+    }
+}
+
+#[cfg(all(test, feature = "macros"))]
+mod tests {
+    use crate::aggregate::{self, registry, Mode};
+
+    // The expansions name `::graphyte::__private`: that resolves inside
+    // this crate too (`extern crate self as graphyte`).
+    #[crate::timed("unit.timed")]
+    fn instrumented(n: u64) -> u64 {
+        crate::count!("unit.count", n);
+        crate::count!("unit.count", 1);
+        crate::gauge!("unit.gauge", n);
+        n * 2
+    }
+
+    /// The only unit test that sets the mode (the others use registries of
+    /// their own and do not depend on it).
+    #[test]
+    fn call_sites_feed_the_series_of_their_name() {
+        assert_eq!(instrumented(3), 6, "before init: no effect");
+        assert!(
+            super::CLOCK.get().is_none(),
+            "the clock is not read before init"
+        );
+        aggregate::set_mode(Mode::Aggregate);
+        assert_eq!(instrumented(4), 8);
+        assert_eq!(instrumented(5), 10);
+        let dynamic = String::from("unit.count");
+        super::count_dyn(&dynamic, 100u8);
+        aggregate::set_mode(Mode::Off);
+        assert_eq!(instrumented(6), 12, "off again: no effect");
+
+        assert_eq!(
+            registry().counter("unit.count").unwrap().take(),
+            4 + 1 + 5 + 1 + 100
+        );
+        assert_eq!(registry().gauge("unit.gauge").unwrap().get(), Some(5.0));
+        let mut buckets = Vec::new();
+        let taken = registry().timer("unit.timed").unwrap().take(&mut buckets);
+        assert_eq!(taken.count, 2);
+        assert!(taken.min <= taken.max && taken.max <= taken.sum);
+    }
+}

@@ -1,0 +1,8 @@
+#[graphyte::timed]
+const fn answer() -> u32 {
+    42
+}
+
+fn main() {
+    let _ = answer();
+}
