@@ -89,15 +89,35 @@ impl Link {
     /// Writes `lines` (`count` complete lines) through the transport,
     /// counting and logging the outcome.
     pub(crate) fn write(&self, lines: &[u8], count: usize) -> Result<()> {
-        let started = Instant::now();
-        let result = {
+        self.write_batch(lines, count, None).map_err(|(e, _)| e)
+    }
+
+    /// Like [`write`](Link::write), but gives up at `deadline`, and on
+    /// failure also says how many leading bytes of `lines` were complete
+    /// lines handed over (and counted as sent).
+    pub(crate) fn write_batch(
+        &self,
+        lines: &[u8],
+        count: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(), (Error, usize)> {
+        let started = self.log_sends.then(Instant::now);
+        let (result, handed_over) = {
             let mut transport = lock(&self.transport);
-            let result = transport.send(lines);
+            let result = match deadline {
+                Some(deadline) => transport.send_before(lines, deadline),
+                None => transport.send(lines),
+            };
+            let handed_over = if result.is_err() {
+                transport.handed_over()
+            } else {
+                0
+            };
             let reconnects = transport.reconnects();
             self.counters
                 .reconnects
                 .store(reconnects, std::sync::atomic::Ordering::Relaxed);
-            result
+            (result, handed_over)
         };
         match result {
             Ok(()) => {
@@ -105,17 +125,25 @@ impl Link {
                 if let Some(down_for) = lock(&self.errors).clear() {
                     log::info!(target: "graphyte", "sending to {} works again after {:.1} s of errors", self.address, down_for.as_secs_f64());
                 }
-                if self.log_sends {
+                if let Some(started) = started {
+                    let ms = started.elapsed().as_secs_f64() * 1e3;
                     if count == 1 {
-                        log::info!(target: "graphyte", "sent {:?} to {} in {:.3} ms", String::from_utf8_lossy(lines), self.address, started.elapsed().as_secs_f64() * 1e3);
+                        log::info!(target: "graphyte", "sent {:?} to {} in {ms:.3} ms", String::from_utf8_lossy(lines), self.address);
                     } else {
-                        log::info!(target: "graphyte", "sent {count} lines ({} bytes) to {} in {:.3} ms", lines.len(), self.address, started.elapsed().as_secs_f64() * 1e3);
+                        log::info!(target: "graphyte", "sent {count} lines ({} bytes) to {} in {ms:.3} ms", lines.len(), self.address);
                     }
                 }
                 Ok(())
             }
             Err(source) => {
                 Counters::add(&self.counters.send_errors, 1);
+                // Only whole lines count as handed over.
+                let complete = lines[..handed_over.min(lines.len())]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let complete_lines = lines[..complete].iter().filter(|&&b| b == b'\n').count();
+                Counters::add(&self.counters.sent, complete_lines);
                 if let Some(suppressed) = lock(&self.errors).hit() {
                     if suppressed == 0 {
                         log::error!(target: "graphyte", "sending {count} lines to {} failed: {source}", self.address);
@@ -123,10 +151,13 @@ impl Link {
                         log::warn!(target: "graphyte", "sending to {} still fails: {source} ({suppressed} more failures since the last report)", self.address);
                     }
                 }
-                Err(Error::Io {
-                    addr: self.address.clone(),
-                    source,
-                })
+                Err((
+                    Error::Io {
+                        addr: self.address.clone(),
+                        source,
+                    },
+                    complete,
+                ))
             }
         }
     }

@@ -363,8 +363,9 @@ impl Queue {
     }
 
     /// Writes `count` lines in batches of at most `batch_size` lines, cut at
-    /// `batch_ends`. Returns the number of bytes written and the error that
-    /// stopped it, if any.
+    /// `batch_ends`. Once `stop` has set a deadline, no write runs past it.
+    /// Returns the number of leading bytes handed over (whole lines) and the
+    /// error that stopped it, if any.
     fn write_batches(
         &self,
         link: &Link,
@@ -372,19 +373,27 @@ impl Queue {
         batch_ends: &[usize],
         count: usize,
     ) -> (usize, Option<Error>) {
+        let tail = count - batch_ends.len() * self.batch_size;
+        let batches = batch_ends.iter().map(|&end| (end, self.batch_size)).chain(
+            (batch_ends.last().copied().unwrap_or(0) < lines.len()).then_some((lines.len(), tail)),
+        );
         let mut written = 0;
-        for &end in batch_ends {
-            if let Err(e) = link.write(&lines[written..end], self.batch_size) {
+        for (end, lines_in_batch) in batches {
+            // `stop` may come while a pass is under way: look before each batch.
+            let deadline = lock(&self.state).deadline;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let e = Error::Undelivered {
+                    pending: count,
+                    reason: "the stop timeout passed".into(),
+                };
                 return (written, Some(e));
+            }
+            if let Err((e, handed_over)) =
+                link.write_batch(&lines[written..end], lines_in_batch, deadline)
+            {
+                return (written + handed_over, Some(e));
             }
             written = end;
-        }
-        if written < lines.len() {
-            let tail = count - batch_ends.len() * self.batch_size;
-            if let Err(e) = link.write(&lines[written..], tail) {
-                return (written, Some(e));
-            }
-            written = lines.len();
         }
         (written, None)
     }

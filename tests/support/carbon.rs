@@ -342,6 +342,9 @@ pub struct CarbonServer {
     child: Child,
     state_dir: PathBuf,
     ports: Ports,
+    /// Whether dropping this value removes `state_dir` (not for the
+    /// temporary value [`restart`](Self::restart) makes).
+    owns_state_dir: bool,
 }
 
 impl CarbonServer {
@@ -444,11 +447,14 @@ impl CarbonServer {
             child,
             state_dir: state.to_path_buf(),
             ports,
+            owns_state_dir: true,
         };
         match server.wait_until_ready() {
             Ok(()) => Ok(server),
             Err(e) => {
                 server.stop();
+                // The caller owns the state dir (it may retry in it).
+                server.owns_state_dir = false;
                 Err(e)
             }
         }
@@ -496,6 +502,49 @@ impl CarbonServer {
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills carbon-cache with SIGKILL, like a crash, and waits until the
+    /// process is gone (so its sockets are closed when this returns). Its
+    /// state directory and ports are kept for [`restart`](Self::restart).
+    /// Points carbon had received but not yet written to disk (about the last
+    /// second) are lost, as in any crash: carbon does not flush its cache
+    /// even on SIGTERM.
+    pub fn stop_process(&mut self) {
+        self.stop();
+    }
+
+    /// Whether the carbon-cache process is running (it may be stopped with
+    /// SIGSTOP, which still counts as running).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Starts carbon-cache again on the SAME ports with the same state
+    /// directory (whisper files kept), killing the running one first if
+    /// there is one, and waits until it listens. The previous run's output
+    /// is kept in `log/carbon.N.log`; [`console_log`](Self::console_log)
+    /// shows the new run's. Panics if carbon cannot have its ports back.
+    pub fn restart(&mut self) {
+        self.stop();
+        let install = locate().unwrap_or_else(|why| panic!("{}", how_to_get_carbon(&why)));
+        let log_dir = self.state_dir.join("log");
+        let previous = (1..)
+            .map(|n| log_dir.join(format!("carbon.{n}.log")))
+            .find(|path| !path.exists())
+            .expect("a free log name");
+        let _ = fs::rename(log_dir.join("carbon.log"), previous);
+        match Self::try_start(&install, &self.state_dir, self.ports) {
+            Ok(mut server) => {
+                // `server` shares our state dir: take its new process and let
+                // it drop our reaped one without removing the directory.
+                std::mem::swap(&mut self.child, &mut server.child);
+                server.owns_state_dir = false;
+            }
+            Err(StartError::PortClash(why) | StartError::Fatal(why)) => {
+                panic!("carbon-cache did not restart on {:?}: {why}", self.ports)
+            }
+        }
     }
 
     /// The plaintext (line protocol) port, for both TCP and UDP.
@@ -639,7 +688,9 @@ impl CarbonServer {
 impl Drop for CarbonServer {
     fn drop(&mut self) {
         self.stop();
-        remove_state_dir(&self.state_dir);
+        if self.owns_state_dir {
+            remove_state_dir(&self.state_dir);
+        }
     }
 }
 

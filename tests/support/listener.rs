@@ -3,7 +3,7 @@
 
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -69,6 +69,16 @@ struct TcpState {
 struct TcpShared {
     stop: AtomicBool,
     state: Mutex<TcpState>,
+    /// While set, readers do not read: data piles up in the kernel buffers
+    /// and the client's writes eventually block (a stalled server).
+    paused: AtomicBool,
+    /// Most bytes per read, 0 for no limit (a slow server, with `read_pause`).
+    read_chunk: AtomicUsize,
+    /// Nanoseconds a reader sleeps after each read while `read_chunk` is set.
+    read_pause_ns: AtomicU64,
+    /// Bumped by `drop_connections`, so paused readers of the dropped
+    /// connections stop waiting.
+    epoch: AtomicUsize,
 }
 
 /// A loopback TCP server that accepts every connection and records every
@@ -96,6 +106,10 @@ impl LineListener {
         let shared = Arc::new(TcpShared {
             stop: AtomicBool::new(false),
             state: Mutex::new(TcpState::default()),
+            paused: AtomicBool::new(false),
+            read_chunk: AtomicUsize::new(0),
+            read_pause_ns: AtomicU64::new(0),
+            epoch: AtomicUsize::new(0),
         });
         let acceptor = {
             let shared = Arc::clone(&shared);
@@ -176,10 +190,77 @@ impl LineListener {
         )
     }
 
+    /// The number of complete (`\n`-terminated) lines received so far;
+    /// cheaper than [`lines`](Self::lines) for millions of lines.
+    pub fn line_count(&self) -> usize {
+        let state = lock(&self.shared.state);
+        state
+            .data
+            .iter()
+            .map(|data| data.iter().filter(|&&b| b == b'\n').count())
+            .sum()
+    }
+
+    /// Polls (every 50 ms) until at least `n` complete lines arrived;
+    /// returns the count. Panics after `timeout`.
+    pub fn wait_for_line_count(&self, n: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let count = self.line_count();
+            if count >= n {
+                return count;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {n} lines, got {count}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Calls `f` with the bytes received on each connection (in accept
+    /// order) without copying them.
+    pub fn with_received<R>(&self, f: impl FnOnce(&[Vec<u8>]) -> R) -> R {
+        f(&lock(&self.shared.state).data)
+    }
+
+    /// Total bytes received so far, on all connections.
+    pub fn bytes_received(&self) -> usize {
+        lock(&self.shared.state).data.iter().map(Vec::len).sum()
+    }
+
+    /// Stops reading from every connection (open or future): the server
+    /// stalls, data piles up in the kernel's socket buffers, and once they
+    /// are full the client's writes block. Connections are still accepted
+    /// (by the kernel's backlog too).
+    pub fn pause_reading(&self) {
+        self.shared.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Undoes [`pause_reading`](Self::pause_reading).
+    pub fn resume_reading(&self) {
+        self.shared.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Reads at most `bytes` per read and sleeps `every` after each one: a
+    /// server slower than its client (per connection).
+    pub fn read_slowly(&self, bytes: usize, every: Duration) {
+        let pause = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.read_pause_ns.store(pause, Ordering::SeqCst);
+        self.shared.read_chunk.store(bytes.max(1), Ordering::SeqCst);
+    }
+
+    /// Undoes [`read_slowly`](Self::read_slowly).
+    pub fn read_at_full_speed(&self) {
+        self.shared.read_chunk.store(0, Ordering::SeqCst);
+    }
+
     /// Closes every connection accepted so far from the server side and
     /// waits until their sockets are really closed, so a client has to
-    /// reconnect. The listener keeps accepting new connections.
+    /// reconnect. The listener keeps accepting new connections. Data of those
+    /// connections that was not read yet (e.g. while paused) is discarded.
     pub fn drop_connections(&self) {
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
         let open = std::mem::take(&mut lock(&self.shared.state).open);
         for (stream, reader) in open {
             let _ = stream.shutdown(Shutdown::Both);
@@ -189,15 +270,26 @@ impl LineListener {
     }
 }
 
-impl Drop for LineListener {
-    fn drop(&mut self) {
+impl LineListener {
+    /// Stops the server as a crash would: stops accepting, closes every
+    /// connection (data not read yet is lost), and releases the port, which
+    /// [`start_on`](Self::start_on) can then take again. What was received
+    /// stays readable. Dropping the listener does the same.
+    pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the acceptor, which is blocked in accept().
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(acceptor) = self.acceptor.take() {
+            // Wake the acceptor, which is blocked in accept(). (Only once:
+            // after a stop the port may belong to another server.)
+            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
             let _ = acceptor.join();
         }
         self.drop_connections();
+    }
+}
+
+impl Drop for LineListener {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -223,20 +315,38 @@ fn accept_loop(listener: TcpListener, shared: Arc<TcpShared>) {
         state.data.push(Vec::new());
         let reader = {
             let shared = Arc::clone(&shared);
-            thread::spawn(move || read_loop(stream, index, shared))
+            let epoch = shared.epoch.load(Ordering::SeqCst);
+            thread::spawn(move || read_loop(stream, index, epoch, shared))
         };
         state.open.push((handle, reader));
     }
 }
 
-fn read_loop(mut stream: TcpStream, index: usize, shared: Arc<TcpShared>) {
+fn read_loop(mut stream: TcpStream, index: usize, epoch: usize, shared: Arc<TcpShared>) {
     let mut buf = [0u8; 16 * 1024];
     loop {
-        match stream.read(&mut buf) {
+        if shared.paused.load(Ordering::SeqCst) {
+            if shared.stop.load(Ordering::SeqCst) || shared.epoch.load(Ordering::SeqCst) != epoch {
+                return;
+            }
+            thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        let chunk = shared.read_chunk.load(Ordering::SeqCst);
+        let len = if chunk == 0 {
+            buf.len()
+        } else {
+            chunk.min(buf.len())
+        };
+        match stream.read(&mut buf[..len]) {
             Ok(0) => return,
             Ok(n) => lock(&shared.state).data[index].extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return,
+        }
+        if chunk != 0 {
+            let pause = shared.read_pause_ns.load(Ordering::SeqCst);
+            thread::sleep(Duration::from_nanos(pause));
         }
     }
 }

@@ -4,7 +4,8 @@
 //! - [`CarbonServer`]: a real, throw-away carbon-cache on loopback ports,
 //!   and a reader for the whisper files it writes;
 //! - [`LineListener`] / [`UdpListener`]: plain loopback sinks that record
-//!   the exact bytes a client sends.
+//!   the exact bytes a client sends (the TCP one can stall or read slowly);
+//! - [`faults`]: timing, a watchdog, signals and accounting for the fault tests.
 //!
 //! Carbon comes from the virtualenv that `./scripts/test` sets up (see
 //! [`carbon`]). Without it, [`CarbonServer::start_or_skip`] skips loudly,
@@ -14,6 +15,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod carbon;
+pub mod faults;
 pub mod listener;
 pub mod sha256;
 pub mod whisper;

@@ -14,6 +14,7 @@ pub use tcp::TcpTransport;
 pub use udp::{UdpTransport, DEFAULT_MAX_DATAGRAM};
 
 use std::io;
+use std::time::Instant;
 
 /// Delivers batches of complete Carbon lines.
 ///
@@ -55,6 +56,25 @@ pub trait Transport: Send + 'static {
     /// may still call `send` afterwards (sends after a stop are synchronous).
     fn close(&mut self) {}
 
+    /// Like [`send`](Transport::send), but returns by `deadline` (the sender
+    /// is stopping and its timeout runs out then). The default ignores the
+    /// deadline and calls `send`.
+    #[doc(hidden)]
+    fn send_before(&mut self, lines: &[u8], deadline: Instant) -> io::Result<()> {
+        let _ = deadline;
+        self.send(lines)
+    }
+
+    /// After `send` returned an error: how many leading bytes of that batch
+    /// were handed over before the failure. The sender then resends only the
+    /// lines that were not handed over whole (a line cut by the failure is
+    /// resent whole; Carbon drops the fragment left on the dead connection,
+    /// which lacks its newline), so no line arrives twice. Default: 0, the
+    /// whole batch is resent.
+    fn handed_over(&self) -> usize {
+        0
+    }
+
     /// How many times the transport re-opened a connection after losing one
     /// (reported in [`Stats::reconnects`](crate::Stats::reconnects)). Default: 0.
     fn reconnects(&self) -> u64 {
@@ -74,6 +94,12 @@ impl Transport for Box<dyn Transport> {
     }
     fn reconnects(&self) -> u64 {
         (**self).reconnects()
+    }
+    fn handed_over(&self) -> usize {
+        (**self).handed_over()
+    }
+    fn send_before(&mut self, lines: &[u8], deadline: Instant) -> io::Result<()> {
+        (**self).send_before(lines, deadline)
     }
 }
 

@@ -19,7 +19,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// blocking, that the server has not closed the connection, so lines are not
 /// written into a connection that is already dead. After a failed connect, further
 /// attempts wait 100 ms, then 200 ms, ... up to 10 s; a send during that wait
-/// fails at once instead of blocking the caller.
+/// fails at once instead of blocking the caller. One send never takes longer
+/// than the timeout, however slowly the server reads.
 #[derive(Debug)]
 pub struct TcpTransport {
     host: String,
@@ -30,6 +31,8 @@ pub struct TcpTransport {
     backoff: Duration,
     last_error: Option<String>,
     connects: u64,
+    /// Bytes of the last failed batch written before the failure.
+    handed_over: usize,
 }
 
 impl TcpTransport {
@@ -44,6 +47,7 @@ impl TcpTransport {
             backoff: MIN_BACKOFF,
             last_error: None,
             connects: 0,
+            handed_over: 0,
         }
     }
 
@@ -52,7 +56,7 @@ impl TcpTransport {
         self.stream.is_some()
     }
 
-    fn connect(&mut self) -> io::Result<TcpStream> {
+    fn connect(&mut self, limit: Duration) -> io::Result<TcpStream> {
         if let Some(at) = self.retry_at {
             let now = Instant::now();
             if now < at {
@@ -66,7 +70,7 @@ impl TcpTransport {
                 ));
             }
         }
-        match self.try_connect() {
+        match self.try_connect(limit) {
             Ok(stream) => {
                 self.connects += 1;
                 self.retry_at = None;
@@ -83,14 +87,15 @@ impl TcpTransport {
         }
     }
 
-    fn try_connect(&self) -> io::Result<TcpStream> {
+    fn try_connect(&self, limit: Duration) -> io::Result<TcpStream> {
         let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port).to_socket_addrs()?.collect();
         let mut last = io::Error::new(
             io::ErrorKind::NotFound,
             format!("{} resolved to no address", self.host),
         );
         for addr in addrs {
-            match TcpStream::connect_timeout(&addr, self.timeout) {
+            let limit = limit.min(self.timeout).max(Duration::from_millis(1));
+            match TcpStream::connect_timeout(&addr, limit) {
                 Ok(stream) => {
                     stream.set_write_timeout(Some(self.timeout))?;
                     stream.set_nodelay(true)?;
@@ -101,6 +106,69 @@ impl TcpTransport {
         }
         Err(last)
     }
+}
+
+/// Writes all of `buf` within `limit` in total. The socket's write timeout
+/// (`timeout`, set at connect) bounds each `write` call; a server that reads
+/// a little at a time must not stretch one send to many timeouts. On
+/// failure, returns how many bytes were written.
+fn write_all_within(
+    stream: &mut TcpStream,
+    mut buf: &[u8],
+    timeout: Duration,
+    limit: Duration,
+) -> Result<(), (usize, io::Error)> {
+    let total = buf.len();
+    let started = Instant::now();
+    let mut shortened = false;
+    if limit < timeout {
+        shortened = true;
+        if let Err(e) = stream.set_write_timeout(Some(limit.max(Duration::from_millis(1)))) {
+            return Err((0, e));
+        }
+    }
+    let result = loop {
+        match stream.write(buf) {
+            Ok(0) => {
+                break Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the connection accepts no more data",
+                ))
+            }
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("write timed out after {limit:?}: the server is not reading"),
+                ))
+            }
+            Err(e) => break Err(e),
+        }
+        if buf.is_empty() {
+            break Ok(());
+        }
+        let left = limit.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("write timed out after {limit:?}: the server reads too slowly"),
+            ));
+        }
+        shortened = true;
+        if let Err(e) = stream.set_write_timeout(Some(left)) {
+            break Err(e);
+        }
+    };
+    if shortened {
+        let _ = stream.set_write_timeout(Some(timeout));
+    }
+    result.map_err(|e| (total - buf.len(), e))
 }
 
 /// Whether the server has closed (or reset) the connection. Carbon never
@@ -119,22 +187,48 @@ fn peer_closed(stream: &TcpStream) -> bool {
     stream.set_nonblocking(false).is_err() || closed
 }
 
-impl Transport for TcpTransport {
-    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+impl TcpTransport {
+    /// Sends `lines`, taking at most `limit` (connect, then write).
+    fn send_within(&mut self, lines: &[u8], limit: Duration) -> io::Result<()> {
+        self.handed_over = 0;
+        let started = Instant::now();
         if self.stream.as_ref().is_some_and(peer_closed) {
             log::debug!(target: "graphyte", "{} closed the connection; reconnecting", self.address());
             self.stream = None;
         }
         if self.stream.is_none() {
-            self.stream = Some(self.connect()?);
+            self.stream = Some(self.connect(limit)?);
         }
         let stream = self.stream.as_mut().expect("connected above");
-        if let Err(e) = stream.write_all(lines) {
+        let left = limit.saturating_sub(started.elapsed());
+        if let Err((written, e)) = write_all_within(stream, lines, self.timeout, left) {
             // The connection is in an unknown state: drop it and reconnect next time.
+            self.handed_over = written;
             self.stream = None;
             return Err(e);
         }
         Ok(())
+    }
+}
+
+impl Transport for TcpTransport {
+    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.send_within(lines, self.timeout)
+    }
+
+    fn send_before(&mut self, lines: &[u8], deadline: Instant) -> io::Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the sender's stop timeout passed",
+            ));
+        }
+        self.send_within(lines, left.min(self.timeout))
+    }
+
+    fn handed_over(&self) -> usize {
+        self.handed_over
     }
 
     fn address(&self) -> String {

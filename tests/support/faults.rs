@@ -1,0 +1,609 @@
+//! Helpers for the fault tests (`tests/faults_*.rs`): timing every `send`,
+//! a watchdog that turns a hang into a failure, the accounting report,
+//! signals, the process's memory, a closed port, a server that never
+//! completes a connection, and a TCP transport that records what it wrote.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use graphyte::{TcpTransport, Transport};
+
+/// The duration of every call timed, for percentiles.
+#[derive(Default, Clone)]
+pub struct SendTimes {
+    samples: Vec<Duration>,
+}
+
+impl SendTimes {
+    pub fn new() -> SendTimes {
+        SendTimes::default()
+    }
+
+    /// Runs `f` and records how long it took.
+    #[inline]
+    pub fn time<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let started = Instant::now();
+        let result = f();
+        self.samples.push(started.elapsed());
+        result
+    }
+
+    /// Adds the samples of another recorder (e.g. another thread's).
+    pub fn merge(&mut self, other: &SendTimes) {
+        self.samples.extend_from_slice(&other.samples);
+    }
+
+    pub fn count(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// The `p`-th percentile (0 < p <= 100); zero without samples.
+    pub fn percentile(&self, p: f64) -> Duration {
+        self.percentiles(&[p])[0]
+    }
+
+    /// Several percentiles at once (one sort).
+    pub fn percentiles(&self, ps: &[f64]) -> Vec<Duration> {
+        if self.samples.is_empty() {
+            return vec![Duration::ZERO; ps.len()];
+        }
+        let mut sorted = self.samples.clone();
+        sorted.sort_unstable();
+        ps.iter()
+            .map(|p| {
+                let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+                sorted[rank.clamp(1, sorted.len()) - 1]
+            })
+            .collect()
+    }
+
+    pub fn p99(&self) -> Duration {
+        self.percentile(99.0)
+    }
+
+    pub fn max(&self) -> Duration {
+        self.samples.iter().copied().max().unwrap_or_default()
+    }
+
+    /// `"N sends: p50 .. µs, p99 .. µs, max .. µs"`.
+    pub fn summary(&self) -> String {
+        let p = self.percentiles(&[50.0, 99.0]);
+        format!(
+            "{} sends: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            self.count(),
+            micros(p[0]),
+            micros(p[1]),
+            micros(self.max())
+        )
+    }
+
+    /// Asserts that no call took `bound` or longer (the caller never blocked).
+    pub fn assert_max_below(&self, bound: Duration, what: &str) {
+        assert!(
+            self.max() < bound,
+            "{what}: a send took {:?}, the bound is {bound:?} ({})",
+            self.max(),
+            self.summary()
+        );
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Prints one line with the figures of a fault test (visible with
+/// `--nocapture`) and checks the rule every fault test checks:
+/// `sent = delivered + dropped`, where `sent` is what the application
+/// handed to graphyte, `delivered` what the server got (read back from it)
+/// and `dropped` what graphyte counted as dropped (`Stats::dropped`).
+pub fn report(test: &str, sent: u64, delivered: u64, dropped: u64, details: &str) {
+    eprintln!(
+        "[faults] {test}: sent {sent} = delivered {delivered} + dropped {dropped} \
+         (counted by graphyte){}{details}",
+        if details.is_empty() { "" } else { "; " }
+    );
+    assert_eq!(
+        sent,
+        delivered + dropped,
+        "{test}: sent {sent} != delivered {delivered} + counted drops {dropped}; {details}"
+    );
+}
+
+/// Like [`report`] for synchronous sends, where nothing is queued or
+/// dropped: every line either arrived or its `send` returned the error, so
+/// `sent = delivered + refused` (refused: sends that returned `Err`).
+pub fn report_sync(test: &str, sent: u64, delivered: u64, refused: u64, details: &str) {
+    eprintln!(
+        "[faults] {test}: sent {sent} = delivered {delivered} + refused {refused} \
+         (send returned Err){}{details}",
+        if details.is_empty() { "" } else { "; " }
+    );
+    assert_eq!(
+        sent,
+        delivered + refused,
+        "{test}: sent {sent} != delivered {delivered} + refused {refused}; {details}"
+    );
+}
+
+/// Runs `f` on its own thread and returns its result; panics if it takes
+/// longer than `limit` (a hang, which then fails the test instead of
+/// blocking the whole run; the stuck thread is left behind) or if it panics.
+pub fn within<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name(format!("watchdog: {what}"))
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .expect("spawn a watched thread");
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not finish within {limit:?}: it hangs")
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
+}
+
+/// Sends `signal` (`"STOP"`, `"CONT"`, `"KILL"`, ...) to process `pid` with
+/// kill(1).
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run kill -{signal} {pid}: {e}"));
+    assert!(status.success(), "kill -{signal} {pid}: {status}");
+}
+
+/// This process's resident memory in bytes (from /proc/self/status), if
+/// the platform has it.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A loopback port nothing listens on (bound once, then released).
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// A server that never completes a connection: a listener that never
+/// accepts, whose accept queue is filled up, so the kernel drops further
+/// SYNs and a `connect` hangs until its timeout (like a host that is down
+/// or firewalled, rather than a closed port, which refuses at once).
+pub struct Blackhole {
+    port: u16,
+    _listener: TcpListener,
+    _fillers: Vec<TcpStream>,
+}
+
+impl Blackhole {
+    /// Fails, saying why, if the accept queue could not be filled (e.g. too
+    /// few file descriptors).
+    pub fn start() -> Result<Blackhole, String> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
+        let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+        let mut fillers = Vec::new();
+        for _ in 0..10_000 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(stream) => fillers.push(stream),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Ok(Blackhole {
+                        port: addr.port(),
+                        _listener: listener,
+                        _fillers: fillers,
+                    })
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "connect {} failed after {} connections: {e}",
+                        addr,
+                        fillers.len()
+                    ))
+                }
+            }
+        }
+        Err("the accept queue never filled".into())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// One write a [`RecordingTcp`] made.
+#[derive(Clone, Debug)]
+pub struct Write {
+    pub started: Instant,
+    pub finished: Instant,
+    pub lines: Vec<u8>,
+    pub ok: bool,
+}
+
+/// graphyte's own [`TcpTransport`], recording every write it makes (when,
+/// what, whether it succeeded), to tell which lines graphyte wrote into a
+/// connection whose peer was already gone.
+pub struct RecordingTcp {
+    inner: TcpTransport,
+    writes: Arc<Mutex<Vec<Write>>>,
+}
+
+impl RecordingTcp {
+    pub fn new(port: u16, timeout: Duration) -> (RecordingTcp, Arc<Mutex<Vec<Write>>>) {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let transport = RecordingTcp {
+            inner: TcpTransport::new("127.0.0.1", port, timeout),
+            writes: Arc::clone(&writes),
+        };
+        (transport, writes)
+    }
+}
+
+impl Transport for RecordingTcp {
+    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+        let started = Instant::now();
+        let result = self.inner.send(lines);
+        let write = Write {
+            started,
+            finished: Instant::now(),
+            lines: lines.to_vec(),
+            ok: result.is_ok(),
+        };
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(write);
+        result
+    }
+
+    fn address(&self) -> String {
+        self.inner.address()
+    }
+
+    fn close(&mut self) {
+        self.inner.close()
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.inner.reconnects()
+    }
+}
+
+/// The lines of a byte buffer, without their `\n`.
+pub fn lines_of(bytes: &[u8]) -> impl Iterator<Item = &str> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| std::str::from_utf8(l).expect("graphyte writes UTF-8"))
+}
+
+/// Numbered lines that can be told apart wherever they land: line `i` is
+/// `PREFIX.m<i % metrics> i <base + i / metrics>`, so every line has its own
+/// (series, timestamp) slot in carbon (whose test schema keeps 1 s for an
+/// hour) and its value says which line it is. `base` is in the past hour.
+#[derive(Clone, Debug)]
+pub struct Numbered {
+    pub prefix: String,
+    pub metrics: u64,
+    pub base: u32,
+}
+
+impl Numbered {
+    /// Room for `capacity` lines: enough series that each gets at most 2,500
+    /// timestamps, starting 2,900 s ago (so all stay inside the hour).
+    pub fn new(prefix: &str, capacity: u64) -> Numbered {
+        Numbered {
+            prefix: prefix.to_owned(),
+            metrics: capacity.div_ceil(2500).max(1),
+            base: super::unix_now() - 2900,
+        }
+    }
+
+    /// The name graphyte is given for line `i` (without the sender's prefix).
+    pub fn name(&self, i: u64) -> String {
+        format!("m{}", i % self.metrics)
+    }
+
+    pub fn ts(&self, i: u64) -> u32 {
+        let step = i / self.metrics;
+        assert!(
+            step < 2900,
+            "line {i}: more lines than this Numbered has room for"
+        );
+        self.base + step as u32
+    }
+
+    /// Sends line `i` with `send_at`.
+    pub fn send(&self, sender: &graphyte::Sender, i: u64) -> graphyte::Result<()> {
+        sender.send_at(&self.name(i), i, self.ts(i))
+    }
+
+    /// The full metric name of series `m`, as carbon stores it.
+    pub fn metric(&self, m: u64) -> String {
+        format!("{}.m{m}", self.prefix)
+    }
+
+    /// The line numbers in wire lines (`PREFIX.mK i ts`), checking that each
+    /// line is exactly what line `i` should be.
+    pub fn parse<'a>(&self, lines: impl IntoIterator<Item = &'a str>) -> Vec<u64> {
+        lines
+            .into_iter()
+            .map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let i: u64 = fields
+                    .get(1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("not a numbered line: {line:?}"));
+                let expected = format!("{}.{} {i} {}", self.prefix, self.name(i), self.ts(i));
+                assert_eq!(line, expected, "a line arrived altered");
+                i
+            })
+            .collect()
+    }
+
+    /// Like [`parse`](Self::parse) on raw bytes, for millions of lines
+    /// (a plain byte loop, fast even unoptimised): checks each complete
+    /// line is exactly line `i` and appends the `i`s to `out`. A trailing
+    /// piece without `\n` is not a line.
+    pub fn parse_bytes(&self, data: &[u8], out: &mut Vec<u64>) {
+        let prefix = format!("{}.m", self.prefix);
+        let prefix = prefix.as_bytes();
+        let mut at = 0;
+        while let Some(len) = data[at..].iter().position(|&b| b == b'\n') {
+            let line = &data[at..at + len];
+            at += len + 1;
+            let bad =
+                || -> ! { panic!("not a numbered line: {:?}", String::from_utf8_lossy(line)) };
+            if !line.starts_with(prefix) {
+                bad();
+            }
+            let mut fields = [0u64; 3];
+            let mut field = 0;
+            let mut digits = 0;
+            for &b in &line[prefix.len()..] {
+                match b {
+                    b'0'..=b'9' if digits < 19 => {
+                        fields[field] = fields[field] * 10 + u64::from(b - b'0');
+                        digits += 1;
+                    }
+                    b' ' if digits > 0 && field < 2 => {
+                        field += 1;
+                        digits = 0;
+                    }
+                    _ => bad(),
+                }
+            }
+            let [series, i, ts] = fields;
+            if field != 2
+                || digits == 0
+                || series != i % self.metrics
+                || ts != u64::from(self.ts(i))
+            {
+                bad();
+            }
+            out.push(i);
+        }
+    }
+
+    /// The line numbers carbon has on disk now, for series `0..metrics`,
+    /// checking each point is in the slot of its line. Files carbon is
+    /// still creating count as empty.
+    pub fn on_disk(&self, carbon: &super::CarbonServer) -> Vec<u64> {
+        let mut found = Vec::new();
+        for m in 0..self.metrics {
+            let path = carbon.whisper_path(&self.metric(m));
+            let Ok(points) = super::whisper::read_points(&path) else {
+                continue;
+            };
+            for (ts, value) in points {
+                let i = value as u64;
+                assert_eq!(
+                    (i % self.metrics, self.ts(i)),
+                    (m, ts),
+                    "point {value} at {ts} of {} is not line {i}",
+                    self.metric(m)
+                );
+                found.push(i);
+            }
+        }
+        found.sort_unstable();
+        found
+    }
+
+    /// The line numbers `listener` received, sorted, duplicates kept.
+    pub fn received(&self, listener: &super::LineListener) -> Vec<u64> {
+        let lines = listener.lines();
+        let mut got = self.parse(lines.iter().map(String::as_str));
+        got.sort_unstable();
+        got
+    }
+
+    /// Polls `listener` every 20 ms until every line in `expected` (sorted)
+    /// arrived, or `timeout`; returns [`received`](Self::received) then.
+    pub fn wait_received(
+        &self,
+        listener: &super::LineListener,
+        expected: &[u64],
+        timeout: Duration,
+    ) -> Vec<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.received(listener);
+            let all = expected.iter().all(|i| got.binary_search(i).is_ok());
+            if all || Instant::now() >= deadline {
+                return got;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Polls carbon's disk every 100 ms until every line in `expected` is
+    /// there, or `timeout`; returns what is on disk then (all lines, not only
+    /// the expected ones).
+    pub fn wait_on_disk(
+        &self,
+        carbon: &super::CarbonServer,
+        expected: &[u64],
+        timeout: Duration,
+    ) -> Vec<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.on_disk(carbon);
+            let all = expected.iter().all(|i| found.binary_search(i).is_ok());
+            if all || Instant::now() >= deadline {
+                return found;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// When a server went away: from just before the fault was injected until
+/// it was complete (the process reaped, the sockets closed).
+#[derive(Clone, Copy, Debug)]
+pub struct Outage {
+    pub began: Instant,
+    pub ended: Instant,
+}
+
+/// Lines graphyte wrote successfully that never arrived, by when they were
+/// written relative to the outages.
+#[derive(Debug, Default)]
+pub struct Loss {
+    /// Written before an outage began: the server had them (in its socket
+    /// buffer or its own memory) and lost them when it went away.
+    pub with_server: Vec<u64>,
+    /// Written while an outage was happening (the write overlapped it, or
+    /// finished less than [`IN_FLIGHT`] before it began).
+    pub in_flight: Vec<u64>,
+    /// Written after the last outage had ended: into a connection whose peer
+    /// was already gone. graphyte checks for this before every write, so
+    /// there should be none.
+    pub on_wire: Vec<u64>,
+    /// The longest time between a lost line's write and the outage that
+    /// lost it (how far back the server's loss reached).
+    pub oldest_with_server: Duration,
+}
+
+impl Loss {
+    pub fn total(&self) -> u64 {
+        (self.with_server.len() + self.in_flight.len() + self.on_wire.len()) as u64
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "lost {} written OK: {} with the server (written up to {} ms before it went away), \
+             {} in flight (written within 5 ms of the outage), {} written into a dead connection",
+            self.total(),
+            self.with_server.len(),
+            self.oldest_with_server.as_millis(),
+            self.in_flight.len(),
+            self.on_wire.len()
+        )
+    }
+}
+
+/// A write that returned this little before an outage began may still be
+/// on its way to the server: the kernel delivers loopback data
+/// asynchronously (in a softirq), after `write` returns.
+pub const IN_FLIGHT: Duration = Duration::from_millis(5);
+
+/// Sorts every line that a successful write carried and that is not in
+/// `delivered` (sorted) into a [`Loss`]. Also checks that no line was
+/// written successfully twice.
+pub fn classify_loss(
+    writes: &[Write],
+    numbered: &Numbered,
+    delivered: &[u64],
+    outages: &[Outage],
+) -> Loss {
+    let mut loss = Loss::default();
+    let mut written = HashSet::new();
+    for write in writes.iter().filter(|w| w.ok) {
+        for i in numbered.parse(lines_of(&write.lines)) {
+            assert!(written.insert(i), "line {i} was written successfully twice");
+            if delivered.binary_search(&i).is_ok() {
+                continue;
+            }
+            let overlaps = outages
+                .iter()
+                .any(|o| write.started <= o.ended && o.began <= write.finished + IN_FLIGHT);
+            let next = outages.iter().find(|o| o.began >= write.finished);
+            match (overlaps, next) {
+                (true, _) => loss.in_flight.push(i),
+                (false, Some(o)) => {
+                    loss.oldest_with_server = loss.oldest_with_server.max(o.began - write.finished);
+                    loss.with_server.push(i);
+                }
+                (false, None) => loss.on_wire.push(i),
+            }
+        }
+    }
+    loss
+}
+
+/// The line numbers of the successful writes that started after `since`,
+/// sorted: lines that must arrive once the last fault is over.
+pub fn written_ok_since(writes: &[Write], numbered: &Numbered, since: Instant) -> Vec<u64> {
+    let mut late: Vec<u64> = writes
+        .iter()
+        .filter(|w| w.ok && w.started >= since)
+        .flat_map(|w| numbered.parse(lines_of(&w.lines)))
+        .collect();
+    late.sort_unstable();
+    late
+}
+
+/// The line numbers of every successful write, sorted.
+pub fn written_ok(writes: &[Write], numbered: &Numbered) -> Vec<u64> {
+    let mut all: Vec<u64> = writes
+        .iter()
+        .filter(|w| w.ok)
+        .flat_map(|w| numbered.parse(lines_of(&w.lines)))
+        .collect();
+    all.sort_unstable();
+    all
+}
+
+/// Asserts that `got` (sorted, may hold duplicates) is exactly `expected`
+/// (sorted, distinct), with a readable message: counts, and the first few
+/// missing, unexpected and repeated line numbers.
+pub fn assert_same_lines(got: &[u64], expected: &[u64], what: &str) {
+    if got == expected {
+        return;
+    }
+    let got_set: HashSet<u64> = got.iter().copied().collect();
+    let expected_set: HashSet<u64> = expected.iter().copied().collect();
+    let mut missing: Vec<u64> = expected_set.difference(&got_set).copied().collect();
+    let mut extra: Vec<u64> = got_set.difference(&expected_set).copied().collect();
+    missing.sort_unstable();
+    extra.sort_unstable();
+    let repeated: Vec<u64> = got
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    let first = |v: &[u64]| format!("{} {:?}", v.len(), &v[..v.len().min(10)]);
+    panic!(
+        "{what}: got {} lines, expected {}; missing {}; unexpected {}; repeated {}",
+        got.len(),
+        expected.len(),
+        first(&missing),
+        first(&extra),
+        first(&repeated)
+    );
+}
