@@ -8,25 +8,16 @@
 //! the case are printed on failure, so a failure can be replayed with
 //! `GRAPHYTE_PROPTEST_SEED`. `GRAPHYTE_PROPTEST_CASES` sets the number of cases.
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 use std::io;
+
+use support::rng::Rng;
 
 use graphyte::{CaptureTransport, Config, LineFormat, Sender, Timestamp, MAX_LINE_LEN};
 
-/// xorshift64*: small, deterministic, good enough to spread cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
+/// Line breakers, Carbon's special characters and ordinary text.
 const ALPHABET: &[char] = &[
     'a', 'b', 'z', '0', '9', '_', '-', '/', ':', '#', 'é', '名', '.', '.', '.', ';', '=', '~', '!',
     '^', ' ', '\t', '\n', '\r', '\0', '\u{b}', '\u{c}', '\u{1c}', '\u{1f}', '\u{7f}', '\u{85}',

@@ -17,6 +17,7 @@
 pub mod carbon;
 pub mod faults;
 pub mod listener;
+pub mod rng;
 pub mod sha256;
 pub mod whisper;
 
