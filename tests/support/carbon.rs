@@ -69,7 +69,14 @@ fn locate() -> Result<Install, String> {
     let venv = match std::env::var_os(VENV_ENV) {
         Some(venv) if !venv.is_empty() => PathBuf::from(venv),
         _ => {
-            let fallback = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv");
+            // The repository root: this package's directory, or the nearest
+            // parent with scripts/test (for tests of the graphyte package).
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let root = manifest
+                .ancestors()
+                .find(|dir| dir.join("scripts/test").is_file())
+                .unwrap_or(manifest);
+            let fallback = root.join(".venv");
             if !fallback.is_dir() {
                 return Err(format!(
                     "{VENV_ENV} is not set and {} does not exist",
