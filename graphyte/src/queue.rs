@@ -1,14 +1,18 @@
 //! Interval mode: the bounded line queue and the background thread that
 //! writes it.
 //!
-//! `send` formats a line and appends it to one shared byte buffer under a
-//! short lock; it never touches the network. The worker wakes at every
-//! interval boundary (aligned to wall-clock multiples of the interval), when
-//! the queue is half full, or when asked to flush or stop; it takes the whole
+//! `send` formats a line and appends it to a byte buffer under a short lock;
+//! it never touches the network. The queue is sharded, one shard per core:
+//! a thread always appends to the same shard (so its lines stay in order)
+//! and threads on different shards do not contend; one atomic counter keeps
+//! the bound for the whole queue. The worker wakes at every interval
+//! boundary (aligned to wall-clock multiples of the interval), when the
+//! queue is half full, or when asked to flush or stop; it takes each shard's
 //! buffer in O(1) and writes it in batches of at most `batch_size` lines.
-//! Lines whose write failed go back to the front of the queue and are
+//! Lines whose write failed go back to the front of their shard and are
 //! retried, with backoff, after the transport reconnects.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,6 +34,11 @@ const MIN_RETRY: Duration = Duration::from_millis(50);
 /// The shared queue.
 pub(crate) struct Queue {
     state: Mutex<State>,
+    /// The lines, in shards: a thread always pushes to the same shard (so its
+    /// lines stay in order), and threads on different shards do not contend.
+    shards: Box<[Shard]>,
+    /// Lines in the shards plus lines in flight: what the bound applies to.
+    total: AtomicUsize,
     /// Wakes the worker.
     work: Condvar,
     /// Wakes `flush` and `stop` callers when the worker made progress.
@@ -42,8 +51,15 @@ pub(crate) struct Queue {
     full: Mutex<LogLimiter>,
 }
 
+/// One shard of the queue, on cache lines of its own.
+#[repr(align(128))]
 #[derive(Default)]
-struct State {
+struct Shard {
+    lines: Mutex<Lines>,
+}
+
+#[derive(Default)]
+struct Lines {
     /// Complete lines waiting, back to back.
     buf: Vec<u8>,
     /// Number of lines in `buf`.
@@ -51,6 +67,26 @@ struct State {
     /// Offsets in `buf` just after every `batch_size`-th line, so the worker
     /// cuts batches without scanning for newlines.
     batch_ends: Vec<usize>,
+    /// The worker has exited; later sends go synchronous.
+    exited: bool,
+}
+
+fn lock_lines(m: &Mutex<Lines>) -> MutexGuard<'_, Lines> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The shard of the calling thread: fixed per thread, spread round-robin.
+fn my_shard(shards: usize) -> usize {
+    use std::sync::atomic::AtomicUsize as Counter;
+    static NEXT: Counter = Counter::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    INDEX.with(|&i| i % shards)
+}
+
+#[derive(Default)]
+struct State {
     /// Lines taken by the worker and not yet confirmed written.
     in_flight: usize,
     /// Flush generations: requested by callers, completed by the worker.
@@ -87,8 +123,13 @@ impl Queue {
         capacity: usize,
         batch_size: usize,
     ) -> Result<(Arc<Queue>, JoinHandle<()>)> {
+        let shards = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 64);
         let queue = Arc::new(Queue {
             state: Mutex::new(State::default()),
+            shards: (0..shards).map(|_| Shard::default()).collect(),
+            total: AtomicUsize::new(0),
             work: Condvar::new(),
             progress: Condvar::new(),
             capacity,
@@ -119,12 +160,15 @@ impl Queue {
 
     /// Queues one complete line.
     pub(crate) fn push(&self, line: &[u8], counters: &Counters) -> Result<(), Refused> {
-        let mut st = lock(&self.state);
-        if st.exited {
+        let shard = &self.shards[my_shard(self.shards.len())];
+        let mut sh = lock_lines(&shard.lines);
+        if sh.exited {
             return Err(Refused::Stopped);
         }
-        if st.lines + st.in_flight >= self.capacity {
-            drop(st);
+        let before = self.total.fetch_add(1, Ordering::AcqRel);
+        if before >= self.capacity {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            drop(sh);
             Counters::add(&counters.dropped, 1);
             let mut full = self.full.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(suppressed) = full.hit() {
@@ -134,14 +178,17 @@ impl Queue {
                 capacity: self.capacity,
             }));
         }
-        st.buf.extend_from_slice(line);
-        st.lines += 1;
-        if st.lines % self.batch_size == 0 {
-            let end = st.buf.len();
-            st.batch_ends.push(end);
+        sh.buf.extend_from_slice(line);
+        sh.lines += 1;
+        if sh.lines % self.batch_size == 0 {
+            let end = sh.buf.len();
+            sh.batch_ends.push(end);
         }
-        if st.lines == self.high_water {
-            drop(st);
+        drop(sh);
+        if before + 1 == self.high_water {
+            // Through the state lock, so the worker cannot miss the wake-up
+            // between its check and its wait.
+            drop(lock(&self.state));
             self.work.notify_one();
         }
         Ok(())
@@ -149,15 +196,26 @@ impl Queue {
 
     /// Lines waiting or being written.
     pub(crate) fn len(&self) -> usize {
-        let st = lock(&self.state);
-        st.lines + st.in_flight
+        self.total.load(Ordering::Acquire)
+    }
+
+    /// Lines waiting in the shards (the worker's view: nothing in flight).
+    fn waiting(&self, st: &State) -> usize {
+        self.total
+            .load(Ordering::Acquire)
+            .saturating_sub(st.in_flight)
+    }
+
+    /// Locks every shard; with all of them held, no push is under way.
+    fn lock_all(&self) -> Vec<MutexGuard<'_, Lines>> {
+        self.shards.iter().map(|s| lock_lines(&s.lines)).collect()
     }
 
     /// Waits until everything queued before this call is written, or `timeout`.
     pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut st = lock(&self.state);
-        if st.lines + st.in_flight == 0 || st.exited {
+        if self.total.load(Ordering::Acquire) == 0 || st.exited {
             return Ok(());
         }
         st.flush_requested += 1;
@@ -167,7 +225,7 @@ impl Queue {
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::Undelivered {
-                    pending: st.lines + st.in_flight,
+                    pending: self.total.load(Ordering::Acquire),
                     reason: st
                         .last_error
                         .clone()
@@ -195,6 +253,9 @@ impl Queue {
         if worker.join().is_err() {
             log::error!(target: "graphyte", "the graphyte worker thread panicked");
         }
+        for mut sh in self.lock_all() {
+            sh.exited = true;
+        }
         let mut st = lock(&self.state);
         st.exited = true;
         st.lost
@@ -213,7 +274,7 @@ impl Queue {
         if rs.reports.hook.is_none() && !rs.reports.self_metrics {
             return st;
         }
-        let queued = st.lines + st.in_flight;
+        let queued = self.total.load(Ordering::Acquire);
         drop(st);
         let ts = Timestamp::from(start.as_secs());
         let format = &rs.reports.format;
@@ -241,10 +302,17 @@ impl Queue {
                 }
             }
         }
-        let mut st = lock(&self.state);
-        let room = self.capacity.saturating_sub(st.lines + st.in_flight);
+        // Reserve room for as many report lines as fit, atomically.
+        let mut room = 0;
+        let _ = self
+            .total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                room = self.capacity.saturating_sub(t).min(count);
+                Some(t + room)
+            });
         let (len, kept) = batch_end(&rs.scratch, room);
-        st.append(&rs.scratch[..len], self.batch_size);
+        lock_lines(&self.shards[0].lines).append(&rs.scratch[..len], self.batch_size);
+        let st = lock(&self.state);
         if kept < count {
             Counters::add(&link.counters.dropped, count - kept);
             log::warn!(target: "graphyte", "queue full ({} lines): dropped {} interval report lines", self.capacity, count - kept);
@@ -254,8 +322,8 @@ impl Queue {
 
     /// The worker thread.
     fn run(&self, link: &Link, reports: &mut ReportState) {
-        let mut spare = Vec::new();
-        let mut spare_ends = Vec::new();
+        let mut spares: Vec<(Vec<u8>, Vec<usize>, usize)> =
+            self.shards.iter().map(|_| Default::default()).collect();
         let mut retry_delay = MIN_RETRY;
         let mut retry_at: Option<Instant> = None;
         let (mut next_tick, mut boundary) = next_boundary(self.interval);
@@ -277,28 +345,44 @@ impl Queue {
                 let start = boundary.saturating_sub(self.interval);
                 st = self.report(st, reports, start, link);
             }
-            if st.lines == 0 {
+            let waiting = self.waiting(&st);
+            if waiting == 0 {
                 tick_due = false;
                 if st.flush_done < st.flush_requested {
                     st.flush_done = st.flush_requested;
                     self.progress.notify_all();
                 }
                 if st.stop {
-                    break;
+                    // Exit only if no push slipped in: with every shard
+                    // locked, none is under way.
+                    let mut all = self.lock_all();
+                    if all.iter().all(|sh| sh.lines == 0) {
+                        for sh in all.iter_mut() {
+                            sh.exited = true;
+                        }
+                        break;
+                    }
+                    continue;
                 }
             }
             if st.stop && st.deadline.is_some_and(|d| now >= d) {
-                st.lost = st.lines;
-                Counters::add(&link.counters.dropped, st.lines);
-                log::error!(target: "graphyte", "stopping with {} lines undelivered to {}: {}", st.lines, link.address(), st.last_error.as_deref().unwrap_or("timed out"));
-                st.buf.clear();
-                st.batch_ends.clear();
-                st.lines = 0;
+                let mut all = self.lock_all();
+                let lost: usize = all.iter().map(|sh| sh.lines).sum();
+                for sh in all.iter_mut() {
+                    sh.buf.clear();
+                    sh.batch_ends.clear();
+                    sh.lines = 0;
+                    sh.exited = true;
+                }
+                self.total.fetch_sub(lost, Ordering::AcqRel);
+                st.lost = lost;
+                Counters::add(&link.counters.dropped, lost);
+                log::error!(target: "graphyte", "stopping with {} lines undelivered to {}: {}", lost, link.address(), st.last_error.as_deref().unwrap_or("timed out"));
                 break;
             }
             let urgent =
-                st.stop || st.flush_done < st.flush_requested || st.lines >= self.high_water;
-            let want = st.lines > 0 && (tick_due || urgent);
+                st.stop || st.flush_done < st.flush_requested || waiting >= self.high_water;
+            let want = waiting > 0 && (tick_due || urgent);
             let may = retry_at.is_none_or(|t| now >= t);
             if !(want && may) {
                 let mut until = next_tick;
@@ -318,18 +402,36 @@ impl Queue {
 
             // Take everything queued; write it without holding the lock.
             let generation = st.flush_requested;
-            std::mem::swap(&mut st.buf, &mut spare);
-            std::mem::swap(&mut st.batch_ends, &mut spare_ends);
-            let taken = std::mem::take(&mut st.lines);
+            let mut taken = 0;
+            for (shard, spare) in self.shards.iter().zip(spares.iter_mut()) {
+                let mut sh = lock_lines(&shard.lines);
+                std::mem::swap(&mut sh.buf, &mut spare.0);
+                std::mem::swap(&mut sh.batch_ends, &mut spare.1);
+                spare.2 = std::mem::take(&mut sh.lines);
+                taken += spare.2;
+            }
             st.in_flight = taken;
             drop(st);
-            let (written, error) = self.write_batches(link, &spare, &spare_ends, taken);
-            spare_ends.clear();
+            let mut failed = None;
+            for (i, spare) in spares.iter().enumerate() {
+                if spare.2 == 0 {
+                    continue;
+                }
+                let (written, error) = self.write_batches(link, &spare.0, &spare.1, spare.2);
+                if let Some(e) = error {
+                    failed = Some((i, written, e));
+                    break;
+                }
+            }
             st = lock(&self.state);
             st.in_flight = 0;
-            match error {
+            match failed {
                 None => {
-                    spare.clear();
+                    self.total.fetch_sub(taken, Ordering::AcqRel);
+                    for spare in spares.iter_mut() {
+                        spare.0.clear();
+                        spare.1.clear();
+                    }
                     retry_at = None;
                     retry_delay = MIN_RETRY;
                     tick_due = false;
@@ -339,14 +441,25 @@ impl Queue {
                         self.progress.notify_all();
                     }
                 }
-                Some(e) => {
-                    // Put the unwritten lines back in front of what arrived meanwhile.
-                    let arrived = std::mem::take(&mut st.buf);
-                    st.batch_ends.clear();
-                    st.lines = 0;
-                    st.append(&spare[written..], self.batch_size);
-                    st.append(&arrived, self.batch_size);
-                    spare.clear();
+                Some((failed_at, written, e)) => {
+                    // Put the unwritten lines back in front of what arrived
+                    // meanwhile, each in its shard.
+                    let mut put_back = 0;
+                    for (i, (shard, spare)) in self.shards.iter().zip(spares.iter_mut()).enumerate()
+                    {
+                        if i >= failed_at {
+                            let from = if i == failed_at { written } else { 0 };
+                            let mut sh = lock_lines(&shard.lines);
+                            let arrived = std::mem::take(&mut sh.buf);
+                            sh.batch_ends.clear();
+                            sh.lines = 0;
+                            put_back += sh.append(&spare.0[from..], self.batch_size);
+                            sh.append(&arrived, self.batch_size);
+                        }
+                        spare.0.clear();
+                        spare.1.clear();
+                    }
+                    self.total.fetch_sub(taken - put_back, Ordering::AcqRel);
                     st.last_error = Some(e.to_string());
                     retry_at = Some(Instant::now() + retry_delay);
                     retry_delay = (retry_delay * 2).min(self.interval.max(MIN_RETRY));
@@ -399,19 +512,23 @@ impl Queue {
     }
 }
 
-impl State {
-    /// Appends complete lines, keeping `lines` and `batch_ends` right.
-    fn append(&mut self, lines: &[u8], batch_size: usize) {
+impl Lines {
+    /// Appends complete lines, keeping `lines` and `batch_ends` right;
+    /// returns how many.
+    fn append(&mut self, lines: &[u8], batch_size: usize) -> usize {
         let base = self.buf.len();
         self.buf.extend_from_slice(lines);
+        let mut n = 0;
         for (i, &b) in lines.iter().enumerate() {
             if b == b'\n' {
+                n += 1;
                 self.lines += 1;
                 if self.lines % batch_size == 0 {
                     self.batch_ends.push(base + i + 1);
                 }
             }
         }
+        n
     }
 }
 
@@ -474,7 +591,7 @@ mod tests {
         assert_eq!(batch_end(buf, 2), (12, 2));
         assert_eq!(batch_end(buf, 5), (18, 3));
         assert_eq!(batch_end(buf, 0), (0, 0));
-        let mut st = State::default();
+        let mut st = Lines::default();
         st.append(buf, 2);
         st.append(buf, 2);
         assert_eq!((st.lines, st.batch_ends.as_slice()), (6, &[12, 24, 36][..]));
