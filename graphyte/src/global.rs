@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::aggregate::{self, registry, Mode};
 use crate::config::Config;
@@ -137,7 +137,7 @@ pub fn shutdown() -> Result<()> {
         Some(&interval) if was_aggregating => {
             let mut buf = Vec::new();
             let lines = registry().drain(
-                interval_start(interval),
+                crate::queue::interval_start(interval),
                 sender.line_format(),
                 &mut buf,
                 true,
@@ -151,18 +151,6 @@ pub fn shutdown() -> Result<()> {
         _ => Ok(()),
     };
     stopped.and(residual)
-}
-
-/// The start of the interval in progress, aligned to the interval like the
-/// interval thread's ticks, in Unix seconds.
-fn interval_start(interval: Duration) -> Timestamp {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let period = interval.as_nanos().max(1);
-    let start = now - now % period;
-    Timestamp::from(u64::try_from(start / 1_000_000_000).unwrap_or(u64::MAX))
 }
 
 /// The global sender's counters. See [`Sender::stats`].

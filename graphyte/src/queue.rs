@@ -567,6 +567,13 @@ struct ReportState {
     last: Stats,
 }
 
+/// The start of the interval in progress, aligned like the worker's ticks,
+/// in Unix seconds.
+pub(crate) fn interval_start(interval: Duration) -> Timestamp {
+    let (_, boundary) = next_boundary(interval);
+    Timestamp::from(boundary.saturating_sub(interval).as_secs())
+}
+
 /// The next wall-clock multiple of `interval` after now: as an `Instant` to
 /// wait for, and as time since the Unix epoch.
 fn next_boundary(interval: Duration) -> (Instant, Duration) {
