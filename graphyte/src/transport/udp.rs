@@ -21,6 +21,8 @@ pub struct UdpTransport {
     port: u16,
     max_datagram: usize,
     socket: Option<UdpSocket>,
+    /// Bytes of the last failed batch sent (whole datagrams) before the failure.
+    handed_over: usize,
 }
 
 impl UdpTransport {
@@ -31,6 +33,7 @@ impl UdpTransport {
             port,
             max_datagram: max_datagram.max(1),
             socket: None,
+            handed_over: 0,
         }
     }
 
@@ -85,17 +88,25 @@ pub(crate) fn datagrams(lines: &[u8], max: usize) -> impl Iterator<Item = &[u8]>
 
 impl Transport for UdpTransport {
     fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.handed_over = 0;
         if self.socket.is_none() {
             self.socket = Some(self.open()?);
         }
         let socket = self.socket.as_ref().expect("opened above");
+        let mut sent = 0;
         for datagram in datagrams(lines, self.max_datagram) {
             if let Err(e) = socket.send(datagram) {
+                self.handed_over = sent;
                 self.socket = None;
                 return Err(e);
             }
+            sent += datagram.len();
         }
         Ok(())
+    }
+
+    fn handed_over(&self) -> usize {
+        self.handed_over
     }
 
     fn address(&self) -> String {
