@@ -1,10 +1,12 @@
 //! Compile-time checks of literal metric names, with the runtime's own rules
 //! and the runtime's own words.
 
-// The very file the runtime validates names with: it has no dependencies so
-// that it can be compiled here too. Only part of it is used here.
+// The very file the runtime validates names with: src/validate.rs is a
+// symbolic link to graphyte/src/validate.rs (which has no dependencies so
+// that it can be compiled here too; `cargo package` copies its contents).
+// Only part of it is used here.
 #[allow(dead_code)]
-#[path = "../../graphyte/src/validate.rs"]
+#[path = "validate.rs"]
 mod validate;
 
 use syn::LitStr;

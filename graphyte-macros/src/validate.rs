@@ -1,0 +1,1 @@
+../../graphyte/src/validate.rs
