@@ -6,21 +6,17 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use crate::aggregate::{self, registry, Mode};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::queue::TickHook;
-use crate::sender::Sender;
+use crate::sender::{Sender, StopHook};
 use crate::stats::Stats;
 use crate::timestamp::Timestamp;
 use crate::value::Value;
 
 static GLOBAL: OnceLock<Sender> = OnceLock::new();
-
-/// The global sender's interval, if it has one.
-static INTERVAL: OnceLock<Duration> = OnceLock::new();
 
 /// Configures the process-wide sender. Call it once, early in `main`.
 ///
@@ -61,18 +57,36 @@ pub fn init(config: impl Into<Config>) -> Result<()> {
             }
         })
     };
-    let sender = Sender::build(config.into(), Some(hook))?;
+    let config = config.into();
+    let interval = config.interval;
+    // Once the sender has stopped (shutdown, or a direct stop): later macro
+    // calls go synchronous, and what calls made while the interval thread
+    // delivered its last report added is sent now, as that interval's totals.
+    let on_stop: StopHook = {
+        let active = Arc::clone(&active);
+        Box::new(move |format, buf| {
+            if !active.load(Ordering::Acquire) {
+                return 0;
+            }
+            let was_aggregating = aggregate::mode() == Mode::Aggregate;
+            aggregate::set_mode(Mode::Sync);
+            match interval {
+                Some(interval) if was_aggregating => {
+                    registry().drain(crate::queue::interval_start(interval), format, buf, true)
+                }
+                _ => 0,
+            }
+        })
+    };
+    let sender = Sender::build(config, Some(hook), Some(on_stop))?;
     let interval = sender.interval();
     // A racing init may have won meanwhile; ours is then dropped (and stopped).
     GLOBAL.set(sender).map_err(|_| Error::AlreadyInitialized)?;
     active.store(true, Ordering::Release);
-    match interval {
-        Some(interval) => {
-            let _ = INTERVAL.set(interval);
-            aggregate::set_mode(Mode::Aggregate);
-        }
-        None => aggregate::set_mode(Mode::Sync),
-    }
+    aggregate::set_mode(match interval {
+        Some(_) => Mode::Aggregate,
+        None => Mode::Sync,
+    });
     Ok(())
 }
 
@@ -120,37 +134,10 @@ pub fn flush() -> Result<()> {
 /// queued, including what the macros aggregated in the interval in
 /// progress. Call it before `main` returns: statics are never dropped, so
 /// without it lines queued in the last interval are lost. Later sends, and
-/// later macro calls, are synchronous. See [`Sender::stop`].
-///
-/// Stop the global sender with this function rather than with
-/// `graphyte::sender().unwrap().stop()`: only this one switches the macros
-/// to synchronous mode.
+/// later macro calls, are synchronous. The same as
+/// `graphyte::sender().unwrap().stop()`; see [`Sender::stop`].
 pub fn shutdown() -> Result<()> {
-    let sender = global()?;
-    let stopped = sender.stop();
-    // The interval thread sent the macros' aggregates one last time as it
-    // stopped; calls made after that are sent now, synchronously, merged
-    // into the same interval's totals, and every later call is synchronous.
-    let was_aggregating = aggregate::mode() == Mode::Aggregate;
-    aggregate::set_mode(Mode::Sync);
-    let residual = match INTERVAL.get() {
-        Some(&interval) if was_aggregating => {
-            let mut buf = Vec::new();
-            let lines = registry().drain(
-                crate::queue::interval_start(interval),
-                sender.line_format(),
-                &mut buf,
-                true,
-            );
-            if lines > 0 {
-                sender.deliver(&buf, lines)
-            } else {
-                Ok(())
-            }
-        }
-        _ => Ok(()),
-    };
-    stopped.and(residual)
+    global()?.stop()
 }
 
 /// The global sender's counters. See [`Sender::stats`].

@@ -66,7 +66,12 @@ struct Inner {
     stopped: AtomicBool,
     timeout: Duration,
     interval: Option<Duration>,
+    on_stop: Mutex<Option<StopHook>>,
 }
+
+/// Runs once, after the sender has stopped: appends lines to send now,
+/// synchronously, and returns how many.
+pub(crate) type StopHook = Box<dyn FnOnce(&LineFormat, &mut Vec<u8>) -> usize + Send>;
 
 impl Sender {
     /// Makes a sender. Validates the prefix, the default tags and the
@@ -74,12 +79,17 @@ impl Sender {
     /// down now does not make this fail. In interval mode, starts the
     /// background thread.
     pub fn new(config: impl Into<Config>) -> Result<Sender> {
-        Sender::build(config.into(), None)
+        Sender::build(config.into(), None, None)
     }
 
     /// Makes a sender whose interval thread also runs `hook` at the end of
-    /// every interval (the global sender uses it to report macro aggregates).
-    pub(crate) fn build(config: Config, hook: Option<TickHook>) -> Result<Sender> {
+    /// every interval, and which runs `on_stop` once it has stopped (the
+    /// global sender uses them to report macro aggregates).
+    pub(crate) fn build(
+        config: Config,
+        hook: Option<TickHook>,
+        on_stop: Option<StopHook>,
+    ) -> Result<Sender> {
         if let Some(error) = config.error {
             return Err(Error::InvalidConfig(error));
         }
@@ -126,6 +136,7 @@ impl Sender {
                 stopped: AtomicBool::new(false),
                 timeout: config.timeout,
                 interval: config.interval,
+                on_stop: Mutex::new(on_stop),
             }),
         })
     }
@@ -259,6 +270,21 @@ impl Inner {
         if first {
             self.link.close();
         }
+        let on_stop = self
+            .on_stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let late = match on_stop {
+            Some(on_stop) => {
+                let mut buf = Vec::new();
+                match on_stop(&self.format, &mut buf) {
+                    0 => Ok(()),
+                    lines => self.link.write(&buf, lines),
+                }
+            }
+            None => Ok(()),
+        };
         if lost > 0 {
             return Err(Error::Undelivered {
                 pending: lost,
@@ -269,7 +295,7 @@ impl Inner {
                 ),
             });
         }
-        Ok(())
+        late
     }
 }
 
