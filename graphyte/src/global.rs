@@ -79,7 +79,6 @@ pub fn init(config: impl Into<Config>) -> Result<()> {
         })
     };
     let sender = Sender::build(config, Some(hook), Some(on_stop))?;
-    let interval = sender.interval();
     // A racing init may have won meanwhile; ours is then dropped (and stopped).
     GLOBAL.set(sender).map_err(|_| Error::AlreadyInitialized)?;
     active.store(true, Ordering::Release);
