@@ -165,9 +165,15 @@ impl Queue {
         if sh.exited {
             return Err(Refused::Stopped);
         }
-        let before = self.total.fetch_add(1, Ordering::AcqRel);
-        if before >= self.capacity {
-            self.total.fetch_sub(1, Ordering::AcqRel);
+        // Reserve a slot without ever passing the capacity, so `len()` (and
+        // the `queued` figure) is a true bound at every instant, even while
+        // producers race for the last slot.
+        let reserved = self
+            .total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                (t < self.capacity).then_some(t + 1)
+            });
+        let Ok(before) = reserved else {
             drop(sh);
             Counters::add(&counters.dropped, 1);
             let mut full = self.full.lock().unwrap_or_else(|e| e.into_inner());
@@ -177,7 +183,7 @@ impl Queue {
             return Err(Refused::Full(Error::QueueFull {
                 capacity: self.capacity,
             }));
-        }
+        };
         sh.buf.extend_from_slice(line);
         sh.lines += 1;
         if sh.lines % self.batch_size == 0 {

@@ -235,3 +235,45 @@ fn self_metrics_report_the_senders_own_counters_each_interval() {
     }
     s.stop().unwrap();
 }
+
+#[test]
+fn queued_never_exceeds_queue_size_while_producers_race_for_the_last_slot() {
+    const QUEUE: usize = 64;
+    let capture = CaptureTransport::new();
+    // The server is "down", so the queue fills and stays full: every further
+    // send races for a slot that is not there.
+    capture.fail_with(Some(io::ErrorKind::ConnectionRefused));
+    let s = Sender::new(
+        sender(&capture, 3_600_000)
+            .queue_size(QUEUE)
+            .timeout(Duration::from_millis(200)),
+    )
+    .unwrap();
+    let attempts = 200_000u64;
+    let (most, refused) = std::thread::scope(|scope| {
+        let producers: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                scope.spawn(move || {
+                    (0..attempts)
+                        .filter(|i| s.send_at("m", *i, TS).is_err())
+                        .count() as u64
+                })
+            })
+            .collect();
+        let mut most = 0;
+        while !producers.iter().all(|p| p.is_finished()) {
+            most = most.max(s.stats().queued);
+        }
+        let refused: u64 = producers.into_iter().map(|p| p.join().unwrap()).sum();
+        (most, refused)
+    });
+    let stats = s.stats();
+    assert!(
+        most <= QUEUE as u64,
+        "stats().queued showed {most} lines for a queue of {QUEUE}"
+    );
+    assert_eq!(stats.queued, QUEUE as u64);
+    assert_eq!(stats.dropped, refused);
+    assert_eq!(refused + QUEUE as u64, 2 * attempts);
+}
