@@ -58,6 +58,9 @@ fn flush_delivers_everything_queued_in_batches() {
 #[test]
 fn a_full_queue_drops_counts_and_never_blocks() {
     let capture = CaptureTransport::new();
+    // The server is "down" while the queue fills: a half-full queue wakes the
+    // worker early, and a write that succeeded would make room again.
+    capture.fail_with(Some(io::ErrorKind::ConnectionRefused));
     let s = Sender::new(sender(&capture, 3_600_000).queue_size(10)).unwrap();
     for i in 0..10 {
         s.send_at("m", i, TS).unwrap();
@@ -67,8 +70,10 @@ fn a_full_queue_drops_counts_and_never_blocks() {
         other => panic!("expected QueueFull, got {other:?}"),
     }
     assert_eq!(s.stats().dropped, 1);
+    capture.fail_with(None);
     s.flush().unwrap();
-    assert_eq!(capture.lines().len(), 10);
+    let expected: Vec<String> = (0..10).map(|i| format!("m {i} 1700000000")).collect();
+    assert_eq!(capture.lines(), expected, "the ten kept lines, in order");
     // Room again after the flush.
     s.send_at("m", 11, TS).unwrap();
 }
@@ -206,34 +211,52 @@ fn self_metrics_report_the_senders_own_counters_each_interval() {
             .self_metrics(true),
     )
     .unwrap();
+    // Down while the queue fills, so no early write makes room.
+    capture.fail_with(Some(io::ErrorKind::ConnectionRefused));
     for i in 0..7 {
         let _ = s.send_at("m", i, TS); // 5 queued, 2 dropped
     }
-    // Wait for an interval that carried the 5 lines, then one more report.
+    capture.fail_with(None);
+    // Wait for a report of a whole interval that carried the 5 lines.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let has = |name: &str, value: &str| {
-        capture
-            .lines()
-            .iter()
-            .any(|l| l.starts_with(&format!("app.graphyte.{name} {value} ")))
+    let sums = |capture: &CaptureTransport| {
+        let mut sums = std::collections::BTreeMap::<String, u64>::new();
+        for line in capture.lines() {
+            let Some(rest) = line.strip_prefix("app.graphyte.") else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split(' ').collect();
+            assert_eq!(fields.len(), 3, "{line}");
+            let ts: u64 = fields[2].parse().unwrap();
+            assert!(ts > TS, "the interval start, not the lines' time: {line}");
+            if fields[0] != "queued" {
+                *sums.entry(fields[0].to_owned()).or_default() += fields[1].parse::<u64>().unwrap();
+            }
+        }
+        sums
     };
-    while !(has("sent", "5") && has("dropped", "2")) && Instant::now() < deadline {
+    while sums(&capture).get("sent").copied().unwrap_or(0) < 5 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(has("sent", "5"), "{:?}", capture.lines());
-    assert!(has("dropped", "2"), "{:?}", capture.lines());
-    assert!(has("send_errors", "0"));
-    assert!(has("reconnects", "0"));
-    // Self-metric lines carry the aligned interval start.
-    for line in capture
-        .lines()
-        .iter()
-        .filter(|l| l.starts_with("app.graphyte."))
-    {
-        let ts: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        assert!(ts > TS, "{line}");
-    }
+    assert!(sums(&capture)["sent"] >= 5, "{:?}", capture.lines());
+    // Stop reports the interval in progress, so the reports (deltas per
+    // interval) add up to the sender's own counters; only the last report's
+    // five lines, written after it was made, are in no report.
     s.stop().unwrap();
+    let stats = s.stats();
+    let sums = sums(&capture);
+    assert!(stats.dropped >= 2, "{stats:?}");
+    assert_eq!(sums["sent"], stats.sent - 5, "{sums:?} {stats:?}");
+    assert_eq!(sums["dropped"], stats.dropped, "{sums:?} {stats:?}");
+    assert_eq!(sums["send_errors"], stats.send_errors, "{sums:?} {stats:?}");
+    assert_eq!(sums["reconnects"], stats.reconnects, "{sums:?} {stats:?}");
+    let kept: Vec<String> = capture
+        .lines()
+        .into_iter()
+        .filter(|l| !l.starts_with("app.graphyte."))
+        .collect();
+    let expected: Vec<String> = (0..5).map(|i| format!("app.m {i} 1700000000")).collect();
+    assert_eq!(kept, expected);
 }
 
 #[test]
