@@ -639,19 +639,26 @@ fn bulk_connection_refused_is_exit_1() {
     );
 }
 
-#[test]
-fn bulk_streams_lines_as_they_arrive() {
-    // A slow producer: each line must reach the server before the next one
-    // is written, not at the end of the input.
-    let listener = LineListener::start();
+/// Starts the tool with `args`, keeping its stdin open for the test to
+/// write to as a producer would.
+fn streaming(args: &[String]) -> (std::process::Child, std::process::ChildStdin) {
     let mut child = Command::new(BIN)
-        .args(refs(&to(listener.port(), &["-q", "-"])))
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start graphyte");
-    let mut stdin = child.stdin.take().expect("stdin");
+    let stdin = child.stdin.take().expect("stdin");
+    (child, stdin)
+}
+
+#[test]
+fn bulk_streams_lines_as_they_arrive() {
+    // A slow producer: each line must reach the server before the next one
+    // is written, not at the end of the input.
+    let listener = LineListener::start();
+    let (child, mut stdin) = streaming(&to(listener.port(), &["-q", "-"]));
     for i in 0..3 {
         writeln!(stdin, "slow.m {i} 1700000000").expect("write a line");
         stdin.flush().expect("flush");
@@ -662,6 +669,41 @@ fn bulk_streams_lines_as_they_arrive() {
     let output = child.wait_with_output().expect("wait");
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(listener.connections(), 1);
+}
+
+#[test]
+fn bulk_rides_out_a_server_restart() {
+    // The server goes away mid-stream and is back 0.6 s later, within the
+    // 5 s timeout: the tool reconnects, every line arrives once, exit 0.
+    let mut first = LineListener::start();
+    let port = first.port();
+    let (child, mut stdin) = streaming(&to(port, &["-"]));
+    let expected: Vec<String> = (0..6)
+        .map(|i| format!("restart.m {i} 1700000000"))
+        .collect();
+    for line in &expected[..3] {
+        writeln!(stdin, "{line}").expect("write a line");
+    }
+    stdin.flush().expect("flush");
+    assert_eq!(first.wait_for_lines(3, WAIT), expected[..3]);
+    first.stop();
+    for line in &expected[3..] {
+        writeln!(stdin, "{line}").expect("write a line");
+    }
+    stdin.flush().expect("flush");
+    thread::sleep(Duration::from_millis(600));
+    let second = LineListener::start_on(port);
+    drop(stdin);
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("sent 6, refused 0 (127.0.0.1:{port})")
+    );
+    let mut got = first.lines();
+    got.extend(second.wait_for_lines(3, WAIT));
+    assert_eq!(got, expected, "each line once, in order");
 }
 
 // --- a real carbon-cache ------------------------------------------------

@@ -44,7 +44,9 @@ Options:
   -q, --quiet            print neither what was sent nor the bulk summary (errors still are)
       --prefix PREFIX    put PREFIX and a dot before every metric name
       --tag KEY=VALUE    add a Graphite tag to every metric (repeatable)
-      --timeout SECS     TCP connect and write timeout in seconds, fractions allowed [default: 5]
+      --timeout SECS     TCP connect and write timeout in seconds, fractions allowed [default: 5];
+                         in bulk mode, also how long to keep reconnecting when the server
+                         goes away mid-stream
   -h, --help             print this help and exit
       --version          print the version and exit
 

@@ -17,8 +17,10 @@
 //! Valid lines are sent in input order. They are batched: a batch is written
 //! when it reaches [`BATCH_BYTES`], and whenever the next line has not fully
 //! arrived yet, so a slow producer's lines go out as soon as they are read
-//! and a fast one's go out in large writes. The first failed write ends the
-//! run: nothing more is read.
+//! and a fast one's go out in large writes. A failed write is retried as
+//! [`Wire::flush`] says (reconnecting for up to `--timeout` once the server
+//! has taken lines); if it still fails, the run ends there: nothing more is
+//! read, and the outcome names the first input line the server did not get.
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 
@@ -51,12 +53,13 @@ pub struct Outcome {
 /// What stopped a bulk run before the end of the input.
 #[derive(Debug)]
 pub enum Failure {
-    /// A write to the server failed; the lines from `first_unsent` up to
-    /// the line read last were not (all) sent, and nothing after was read.
+    /// A write to the server failed for good; no line from `first_unsent`
+    /// on was sent (valid lines before it were), and nothing after the line
+    /// read last was read.
     Send {
         /// The error, naming the server.
         error: graphyte::Error,
-        /// The input line number of the first line of the failed batch.
+        /// The input line number of the first valid line not sent.
         first_unsent: u64,
     },
     /// Reading standard input failed after `line` lines (all valid ones
@@ -83,18 +86,15 @@ pub fn run<R: Read>(
     let mut line = Vec::new();
     let mut number: u64 = 0;
     let mut refused: u64 = 0;
-    // Input line number of the first line of the pending batch.
-    let mut batch_start: u64 = 0;
+    // Input line numbers of the lines pending in `wire`, oldest first.
+    let mut pending = Pending::default();
     let failure = loop {
         // Write the batch before a read that might wait for the producer.
         let next_line_buffered = input.buffer().contains(&b'\n');
         if wire.pending_lines() > 0 && (!next_line_buffered || wire.pending().len() >= BATCH_BYTES)
         {
-            if let Err(error) = wire.flush() {
-                break Some(Failure::Send {
-                    error,
-                    first_unsent: batch_start,
-                });
+            if let Err(error) = pending.flush(wire) {
+                break Some(error);
             }
         }
         let too_long = match read_line(&mut input, &mut line) {
@@ -114,8 +114,8 @@ pub fn run<R: Read>(
             send_line(wire, &line, default_timestamp)
         };
         match result {
-            Ok(Sent::Yes) if wire.pending_lines() == 1 => batch_start = number,
-            Ok(_) => {}
+            Ok(Sent::Yes) => pending.numbers.push(number),
+            Ok(Sent::Skipped) => {}
             Err(reason) => {
                 refused += 1;
                 let _ = writeln!(diagnostics, "graphyte: line {number}: {reason}");
@@ -125,12 +125,9 @@ pub fn run<R: Read>(
     // Send what is still pending at the end of the input or after a read
     // error (not after a failed write: that ends the run at once).
     let failure = match failure {
-        None | Some(Failure::Read { .. }) => match wire.flush() {
+        None | Some(Failure::Read { .. }) => match pending.flush(wire) {
             Ok(()) => failure,
-            Err(error) => Some(Failure::Send {
-                error,
-                first_unsent: batch_start,
-            }),
+            Err(error) => Some(error),
         },
         send_failure => send_failure,
     };
@@ -138,6 +135,27 @@ pub fn run<R: Read>(
         sent: wire.sent(),
         refused,
         failure,
+    }
+}
+
+/// The input line numbers of the lines pending in the wire, in order, so a
+/// failure can name the first line the server did not get.
+#[derive(Default)]
+struct Pending {
+    numbers: Vec<u64>,
+}
+
+impl Pending {
+    /// Flushes `wire`, then forgets the numbers of the lines it wrote (all,
+    /// or those taken before a failure).
+    fn flush(&mut self, wire: &mut Wire) -> Result<(), Failure> {
+        let result = wire.flush();
+        let written = self.numbers.len() - wire.pending_lines();
+        self.numbers.drain(..written);
+        result.map_err(|error| Failure::Send {
+            error,
+            first_unsent: self.numbers.first().copied().unwrap_or_default(),
+        })
     }
 }
 
@@ -397,6 +415,23 @@ mod tests {
                 assert_eq!(first_unsent, 2);
                 assert!(error.to_string().contains("failed"), "{error}");
             }
+            other => panic!("expected a send failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failure_names_the_first_line_the_server_did_not_get() {
+        use crate::wire::tests::Flaky;
+        // The server takes "a" whole and part of "b", then is gone.
+        let flaky = Flaky::new(vec![Some(15 + 4)], true);
+        let connections = std::sync::Arc::clone(&flaky.connections);
+        let mut wire = Wire::new(LineFormat::default(), Box::new(flaky));
+        let input = b"a 1 1700000000\nbad\n# note\nb 2 1700000000\nc 3 1700000000\n";
+        let outcome = run(&input[..], &mut wire, None, &mut io::sink());
+        assert_eq!((outcome.sent, outcome.refused), (1, 1));
+        assert_eq!(Flaky::lines(&connections), ["a 1 1700000000"]);
+        match outcome.failure {
+            Some(Failure::Send { first_unsent, .. }) => assert_eq!(first_unsent, 4),
             other => panic!("expected a send failure, got {other:?}"),
         }
     }
