@@ -585,27 +585,35 @@ fn interval_send(drain: &Drain, producers: usize, n: u64) -> IntervalRun {
     }
 }
 
+/// Calls `step(0)`, `step(1)`, ... for `secs` (the clock is read every 64
+/// calls); returns how many calls and how long they took.
+fn repeat_for(secs: f64, mut step: impl FnMut(u64)) -> (u64, Duration) {
+    let limit = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut calls = 0u64;
+    loop {
+        step(calls);
+        calls += 1;
+        if calls.is_multiple_of(64) {
+            let elapsed = start.elapsed();
+            if elapsed >= limit {
+                return (calls, elapsed);
+            }
+        }
+    }
+}
+
 /// Synchronous `send()` for `secs`: sends per second.
 fn sync_send(drain: &Drain, secs: f64) -> f64 {
     let sender =
         Sender::new(Config::new("127.0.0.1").port(drain.port).timeout(TIMEOUT)).expect("sender");
     let names = names("sync");
     let base = drain.lines();
-    let limit = Duration::from_secs_f64(secs);
-    let start = Instant::now();
-    let mut sent = 0u64;
-    let elapsed = loop {
+    let (sent, elapsed) = repeat_for(secs, |i| {
         sender
-            .send(&names[sent as usize % NAMES], 20_000_000 + sent)
+            .send(&names[i as usize % NAMES], 20_000_000 + i)
             .expect("sync send");
-        sent += 1;
-        if sent.is_multiple_of(64) {
-            let elapsed = start.elapsed();
-            if elapsed >= limit {
-                break elapsed;
-            }
-        }
-    };
+    });
     drain.wait_for(base + sent, Duration::from_secs(30));
     sender.stop().expect("stop");
     drain.assert_settled(base + sent);
@@ -621,21 +629,11 @@ fn raw_per_line(drain: &Drain, secs: f64) -> f64 {
     let base = drain.lines();
     let mut stream = TcpStream::connect(("127.0.0.1", drain.port)).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
-    let limit = Duration::from_secs_f64(secs);
-    let start = Instant::now();
-    let mut sent = 0u64;
-    let elapsed = loop {
+    let (sent, elapsed) = repeat_for(secs, |i| {
         stream
-            .write_all(&lines[sent as usize % lines.len()])
+            .write_all(&lines[i as usize % lines.len()])
             .expect("raw write");
-        sent += 1;
-        if sent.is_multiple_of(64) {
-            let elapsed = start.elapsed();
-            if elapsed >= limit {
-                break elapsed;
-            }
-        }
-    };
+    });
     drain.wait_for(base + sent, Duration::from_secs(30));
     drop(stream);
     drain.assert_settled(base + sent);

@@ -25,16 +25,7 @@ impl Parse for TimedArgs {
             return Err(syn::Error::new_spanned(found, TIMED_USAGE));
         }
         let lit: LitStr = input.parse()?;
-        if input.peek(Token![,]) {
-            input.parse::<Token![,]>()?;
-        }
-        if !input.is_empty() {
-            let extra: TokenStream = input.parse()?;
-            return Err(syn::Error::new_spanned(
-                extra,
-                "unexpected argument: `#[timed]` takes only the metric name",
-            ));
-        }
+        end_of_arguments(input, "`#[timed]` takes only the metric name")?;
         Ok(TimedArgs { name: Some(lit) })
     }
 }
@@ -91,18 +82,9 @@ impl MetricArgs {
             input.parse::<Token![,]>()?;
             if !input.is_empty() {
                 value = Some(input.parse::<Expr>()?);
-                if input.peek(Token![,]) {
-                    input.parse::<Token![,]>()?;
-                }
             }
         }
-        if !input.is_empty() {
-            let extra: TokenStream = input.parse()?;
-            return Err(syn::Error::new_spanned(
-                extra,
-                format!("unexpected argument: {}", kind.usage()),
-            ));
-        }
+        end_of_arguments(input, kind.usage())?;
         if value.is_none() {
             if let Kind::Gauge = kind {
                 return Err(syn::Error::new(
@@ -113,6 +95,22 @@ impl MetricArgs {
         }
         Ok(MetricArgs { name, value })
     }
+}
+
+/// Takes an optional trailing comma; anything after it is an error spanned
+/// on the extra tokens, saying `usage`.
+fn end_of_arguments(input: ParseStream<'_>, usage: &str) -> syn::Result<()> {
+    if input.peek(Token![,]) {
+        input.parse::<Token![,]>()?;
+    }
+    if input.is_empty() {
+        return Ok(());
+    }
+    let extra: TokenStream = input.parse()?;
+    Err(syn::Error::new_spanned(
+        extra,
+        format!("unexpected argument: {usage}"),
+    ))
 }
 
 /// The literal an expression is, looking through parentheses and the
