@@ -265,6 +265,26 @@ fn cut_repeatedly(listener: &LineListener, done: &OnceLock<Instant>) -> Vec<Outa
     outages
 }
 
+/// What `listener` received of `lines` across the `outages`: waits for every
+/// line written successfully after the last one, checks that no line
+/// arrived twice, and sorts out what the cuts lost.
+fn received_across(
+    listener: &LineListener,
+    writes: &[Write],
+    lines: &Numbered,
+    outages: &[Outage],
+) -> (Vec<u64>, faults::Loss) {
+    let last = outages.last().unwrap().ended;
+    let late = faults::written_ok_since(writes, lines, last);
+    let received = lines.wait_received(listener, &late, Duration::from_secs(10));
+    assert!(
+        received.windows(2).all(|w| w[0] < w[1]),
+        "no line arrived twice"
+    );
+    let loss = faults::classify_loss(writes, lines, &received, outages);
+    (received, loss)
+}
+
 #[test]
 fn interval_mode_across_connections_dropped_repeatedly() {
     let listener = LineListener::start();
@@ -281,14 +301,7 @@ fn interval_mode_across_connections_dropped_repeatedly() {
     let stats = s.stats();
     let writes = writes.lock().unwrap().clone();
     assert_eq!((stats.sent, stats.dropped), (streamed.sent, 0));
-    let last = outages.last().unwrap().ended;
-    let late = faults::written_ok_since(&writes, &lines, last);
-    let received = lines.wait_received(&listener, &late, Duration::from_secs(10));
-    assert!(
-        received.windows(2).all(|w| w[0] < w[1]),
-        "no line arrived twice"
-    );
-    let loss = faults::classify_loss(&writes, &lines, &received, &outages);
+    let (received, loss) = received_across(&listener, &writes, &lines, &outages);
     eprintln!(
         "[faults] interval mode, {} connection drops: sent {} = delivered {} + dropped {} + \
          lost {}; {}; {} connections, {} failed writes; {}",
@@ -357,14 +370,7 @@ fn sync_mode_across_connections_dropped_repeatedly() {
     assert_eq!(stats.sent + stats.send_errors, sent);
     assert_eq!(stats.send_errors, refused);
     // Everything accepted arrives, but what a cut connection swallowed.
-    let last = outages.last().unwrap().ended;
-    let late = faults::written_ok_since(&writes, &lines, last);
-    let received = lines.wait_received(&listener, &late, Duration::from_secs(10));
-    assert!(
-        received.windows(2).all(|w| w[0] < w[1]),
-        "no line arrived twice"
-    );
-    let loss = faults::classify_loss(&writes, &lines, &received, &outages);
+    let (received, loss) = received_across(&listener, &writes, &lines, &outages);
     eprintln!(
         "[faults] sync mode, {} connection drops: sent {sent} = delivered {} + refused {refused} \
          (send returned Err) + lost {} (send returned Ok); {}; {} connections",

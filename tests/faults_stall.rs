@@ -28,12 +28,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use graphyte::{Config, Error, Sender};
+use graphyte::{Config, Error, Sender, Stats};
 use support::faults::{self, Numbered, SendTimes};
 use support::{CarbonServer, LineListener};
 
 /// A path segment that makes every line about 300 bytes, so the socket
 /// buffers (several MB on loopback) fill within the test.
+/// The interval of every sender here.
+const INTERVAL: Duration = Duration::from_secs(1);
+
 fn padding() -> String {
     "p".repeat(250)
 }
@@ -69,6 +72,31 @@ impl Sent {
             thread::sleep(Duration::from_millis(10));
         }
     }
+
+    /// The queue overflowed, every refused send is counted as dropped, and
+    /// the queue never held more than `queue_size` lines.
+    fn assert_overflow_counted(&self, stats: &Stats, max_queued: u64, queue_size: usize) {
+        assert!(self.full > 0, "the fault should overflow the queue");
+        assert_eq!(stats.dropped, self.full, "every refused send is counted");
+        assert!(
+            max_queued <= queue_size as u64,
+            "queued {max_queued} > queue_size {queue_size}"
+        );
+    }
+}
+
+/// An interval sender (`INTERVAL`) to 127.0.0.1:`port` with `prefix`, a
+/// queue of `queue_size` lines and `timeout`.
+fn stall_sender(port: u16, prefix: &str, queue_size: usize, timeout: Duration) -> Sender {
+    Sender::new(
+        Config::new("127.0.0.1")
+            .port(port)
+            .prefix(prefix)
+            .interval(INTERVAL)
+            .queue_size(queue_size)
+            .timeout(timeout),
+    )
+    .unwrap()
 }
 
 /// Samples `stats().queued` every millisecond until dropped; returns the
@@ -118,19 +146,10 @@ fn carbon_frozen_with_sigstop_then_resumed() {
         return;
     };
     const QUEUE: usize = 10_000;
-    let interval = Duration::from_secs(1);
     let stall = Duration::from_secs(3);
     let prefix = format!("faults.stall.carbon.{}", padding());
-    let s = Sender::new(
-        Config::new("127.0.0.1")
-            .port(carbon.port())
-            .prefix(prefix.as_str())
-            .interval(interval)
-            .queue_size(QUEUE)
-            // Longer than the stall: the blocked write just waits.
-            .timeout(Duration::from_secs(5)),
-    )
-    .unwrap();
+    // Longer than the stall: the blocked write just waits.
+    let s = stall_sender(carbon.port(), &prefix, QUEUE, Duration::from_secs(5));
     let lines = Numbered::new(&prefix, 100_000);
     let sampler = QueueSampler::start(&s);
     let rss_before = faults::rss_bytes();
@@ -160,17 +179,13 @@ fn carbon_frozen_with_sigstop_then_resumed() {
         .expect("everything kept is delivered after SIGCONT");
     let max_queued = sampler.finish();
     let stats = s.stats();
-    assert_eq!(stats.dropped, app.full, "every refused send is counted");
+    app.assert_overflow_counted(&stats, max_queued, QUEUE);
     assert!(during.full > 0, "the stall should overflow the queue");
-    assert!(
-        max_queued <= QUEUE as u64,
-        "queued {max_queued} > queue_size {QUEUE}"
-    );
     let on_disk = lines.wait_on_disk(&carbon, &app.accepted, Duration::from_secs(20));
     faults::assert_same_lines(&on_disk, &app.accepted, "carbon has exactly the lines kept");
     during
         .times
-        .assert_max_below(interval / 2, "send while carbon is stopped");
+        .assert_max_below(INTERVAL / 2, "send while carbon is stopped");
     faults::report(
         "carbon SIGSTOP 3 s",
         app.sent,
@@ -191,18 +206,9 @@ fn carbon_frozen_with_sigstop_then_resumed() {
 fn listener_stalled_for_five_timeouts() {
     let listener = LineListener::start();
     const QUEUE: usize = 10_000;
-    let interval = Duration::from_secs(1);
     let timeout = Duration::from_millis(500);
     let prefix = format!("faults.stall.listener.{}", padding());
-    let s = Sender::new(
-        Config::new("127.0.0.1")
-            .port(listener.port())
-            .prefix(prefix.as_str())
-            .interval(interval)
-            .queue_size(QUEUE)
-            .timeout(timeout),
-    )
-    .unwrap();
+    let s = stall_sender(listener.port(), &prefix, QUEUE, timeout);
     let lines = Numbered::new(&prefix, 100_000);
     let sampler = QueueSampler::start(&s);
     let mut app = Sent::default();
@@ -215,9 +221,7 @@ fn listener_stalled_for_five_timeouts() {
         .expect("everything kept is delivered after the stall");
     let max_queued = sampler.finish();
     let stats = s.stats();
-    assert_eq!(stats.dropped, app.full);
-    assert!(app.full > 0, "the stall should overflow the queue");
-    assert!(max_queued <= QUEUE as u64, "queued {max_queued}");
+    app.assert_overflow_counted(&stats, max_queued, QUEUE);
     assert!(stats.send_errors > 0, "the stall outlasted the timeout");
 
     let mut received = lines.wait_received(&listener, &app.accepted, Duration::from_secs(10));
@@ -239,7 +243,7 @@ fn listener_stalled_for_five_timeouts() {
         stats.send_errors
     );
     app.times
-        .assert_max_below(interval / 2, "send while the listener stalls");
+        .assert_max_below(INTERVAL / 2, "send while the listener stalls");
     faults::report(
         "listener stalled 2.5 s, timeout 0.5 s",
         app.sent,
@@ -261,17 +265,8 @@ fn server_reading_very_slowly() {
     let listener = LineListener::start();
     listener.read_slowly(1024, Duration::from_millis(10)); // about 100 KB/s
     const QUEUE: usize = 5_000;
-    let interval = Duration::from_secs(1);
     let prefix = format!("faults.slow.{}", padding());
-    let s = Sender::new(
-        Config::new("127.0.0.1")
-            .port(listener.port())
-            .prefix(prefix.as_str())
-            .interval(interval)
-            .queue_size(QUEUE)
-            .timeout(Duration::from_secs(5)),
-    )
-    .unwrap();
+    let s = stall_sender(listener.port(), &prefix, QUEUE, Duration::from_secs(5));
     let lines = Numbered::new(&prefix, 100_000);
     let sampler = QueueSampler::start(&s);
     let mut app = Sent::default();
@@ -282,13 +277,11 @@ fn server_reading_very_slowly() {
         .expect("everything kept is delivered once it reads again");
     let max_queued = sampler.finish();
     let stats = s.stats();
-    assert_eq!(stats.dropped, app.full);
-    assert!(app.full > 0, "the slow server should overflow the queue");
-    assert!(max_queued <= QUEUE as u64, "queued {max_queued}");
+    app.assert_overflow_counted(&stats, max_queued, QUEUE);
     let received = lines.wait_received(&listener, &app.accepted, Duration::from_secs(10));
     faults::assert_same_lines(&received, &app.accepted, "every line kept arrived, once");
     app.times
-        .assert_max_below(interval / 2, "send while the server is slow");
+        .assert_max_below(INTERVAL / 2, "send while the server is slow");
     faults::report(
         "server reading 100 KB/s",
         app.sent,
