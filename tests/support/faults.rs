@@ -440,15 +440,9 @@ impl Numbered {
         expected: &[u64],
         timeout: Duration,
     ) -> Vec<u64> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let got = self.received(listener);
-            let all = expected.iter().all(|i| got.binary_search(i).is_ok());
-            if all || Instant::now() >= deadline {
-                return got;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        poll_until_all(expected, timeout, Duration::from_millis(20), || {
+            self.received(listener)
+        })
     }
 
     /// Polls carbon's disk every 100 ms until every line in `expected` is
@@ -460,15 +454,28 @@ impl Numbered {
         expected: &[u64],
         timeout: Duration,
     ) -> Vec<u64> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let found = self.on_disk(carbon);
-            let all = expected.iter().all(|i| found.binary_search(i).is_ok());
-            if all || Instant::now() >= deadline {
-                return found;
-            }
-            thread::sleep(Duration::from_millis(100));
+        poll_until_all(expected, timeout, Duration::from_millis(100), || {
+            self.on_disk(carbon)
+        })
+    }
+}
+
+/// Calls `look` (which returns sorted line numbers) every `every` until its
+/// answer holds every line of `expected`, or `timeout`; returns the last answer.
+fn poll_until_all(
+    expected: &[u64],
+    timeout: Duration,
+    every: Duration,
+    mut look: impl FnMut() -> Vec<u64>,
+) -> Vec<u64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = look();
+        let all = expected.iter().all(|i| got.binary_search(i).is_ok());
+        if all || Instant::now() >= deadline {
+            return got;
         }
+        thread::sleep(every);
     }
 }
 
