@@ -86,7 +86,8 @@ pub use sender::Sender;
 pub use stats::Stats;
 pub use timestamp::Timestamp;
 pub use transport::{
-    CaptureTransport, Protocol, TcpTransport, Transport, UdpTransport, DEFAULT_MAX_DATAGRAM,
+    whole_lines, CaptureTransport, Protocol, TcpTransport, Transport, UdpTransport,
+    DEFAULT_MAX_DATAGRAM,
 };
 pub use validate::MAX_LINE_LEN;
 pub use value::Value;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::stats::{Counters, Stats};
-use crate::transport::Transport;
+use crate::transport::{whole_lines, Transport};
 
 /// Logs a condition once, then at most once per period while it lasts,
 /// saying how many times it happened in between.
@@ -138,11 +138,7 @@ impl Link {
             Err(source) => {
                 Counters::add(&self.counters.send_errors, 1);
                 // Only whole lines count as handed over.
-                let complete = lines[..handed_over.min(lines.len())]
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |i| i + 1);
-                let complete_lines = lines[..complete].iter().filter(|&&b| b == b'\n').count();
+                let (complete, complete_lines) = whole_lines(lines, handed_over);
                 Counters::add(&self.counters.sent, complete_lines);
                 if let Some(suppressed) = lock(&self.errors).hit() {
                     if suppressed == 0 {

@@ -28,8 +28,16 @@ impl Timestamp {
         self.0
     }
 
-    /// The timestamp as whisper stores it, or why it cannot be stored.
-    pub(crate) fn checked(self) -> Result<u32, &'static str> {
+    /// The timestamp as whisper stores it (`1..=u32::MAX` seconds), or why it
+    /// cannot be stored: the rule every send applies, for callers that want
+    /// to check a timestamp before they have a line to send.
+    ///
+    /// ```
+    /// use graphyte::Timestamp;
+    /// assert_eq!(Timestamp::from(1_700_000_000).checked(), Ok(1_700_000_000));
+    /// assert!(Timestamp::from(1_700_000_000_000_u64).checked().is_err()); // milliseconds
+    /// ```
+    pub fn checked(self) -> Result<u32, &'static str> {
         if self.0 <= 0 {
             Err("must be after 1970-01-01T00:00:00Z; Carbon drops such points")
         } else if self.0 > i64::from(u32::MAX) {

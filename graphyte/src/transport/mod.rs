@@ -69,8 +69,8 @@ pub trait Transport: Send + 'static {
     /// were handed over before the failure. The sender then resends only the
     /// lines that were not handed over whole (a line cut by the failure is
     /// resent whole; Carbon drops the fragment left on the dead connection,
-    /// which lacks its newline), so no line arrives twice. Default: 0, the
-    /// whole batch is resent.
+    /// which lacks its newline), so no line arrives twice; [`whole_lines`]
+    /// says which those are. Default: 0, the whole batch is resent.
     fn handed_over(&self) -> usize {
         0
     }
@@ -101,6 +101,26 @@ impl Transport for Box<dyn Transport> {
     fn send_before(&mut self, lines: &[u8], deadline: Instant) -> io::Result<()> {
         (**self).send_before(lines, deadline)
     }
+}
+
+/// After a failed [`Transport::send`] of `batch` that handed over its first
+/// `handed_over` bytes: the bytes and the number of the lines among them
+/// that went out whole. Those need no resending; the rest of the batch,
+/// starting with any line cut short, does.
+///
+/// ```
+/// let batch = b"a 1 1\nb 2 2\nc 3 3\n";
+/// assert_eq!(graphyte::whole_lines(batch, 8), (6, 1)); // "a" whole, "b" cut
+/// assert_eq!(graphyte::whole_lines(batch, 12), (12, 2));
+/// assert_eq!(graphyte::whole_lines(batch, 0), (0, 0));
+/// ```
+pub fn whole_lines(batch: &[u8], handed_over: usize) -> (usize, usize) {
+    let bytes = batch[..handed_over.min(batch.len())]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let lines = batch[..bytes].iter().filter(|&&b| b == b'\n').count();
+    (bytes, lines)
 }
 
 /// The network protocol of the built-in transports.

@@ -68,22 +68,12 @@ pub fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
     }
 }
 
-/// The range whisper can store: `1..=u32::MAX` seconds. Used for `-t`, so a
+/// The range whisper can store ([`Timestamp::checked`]). Used for `-t`, so a
 /// bad default timestamp is a usage error before anything is read or sent.
 pub fn check_timestamp(ts: Timestamp) -> Result<Timestamp, String> {
-    let secs = ts.as_secs();
-    if secs <= 0 {
-        Err(format!(
-            "timestamp {secs} is not after 1970-01-01T00:00:00Z; Carbon drops such points"
-        ))
-    } else if secs > i64::from(u32::MAX) {
-        Err(format!(
-            "timestamp {secs} is after 2106-02-07 (u32::MAX seconds), which whisper cannot store; \
-             was it given in milliseconds?"
-        ))
-    } else {
-        Ok(ts)
-    }
+    ts.checked()
+        .map(|_| ts)
+        .map_err(|reason| format!("timestamp {} {reason}", ts.as_secs()))
 }
 
 #[cfg(test)]

@@ -27,11 +27,13 @@ use crate::args::Options;
 use crate::number::Number;
 
 /// First pause between two attempts of a failed write; it doubles up to
-/// [`RETRY_MAX`].
+/// [`RETRY_MAX`]. The same schedule as the TCP transport's own reconnect
+/// backoff (100 ms doubling to 10 s), so each pause ends when the transport
+/// is ready to connect again and every attempt is a real one.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 
 /// Longest pause between two attempts of a failed write.
-const RETRY_MAX: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// Lines formatted but not yet written, and the transport they go through.
 pub struct Wire {
@@ -41,10 +43,8 @@ pub struct Wire {
     batch: Vec<u8>,
     batch_lines: usize,
     sent: u64,
-    /// How long a failed write is retried once the server has taken a batch.
+    /// How long a failed write is retried once the server has taken lines.
     retry_for: Duration,
-    /// Whether a write has succeeded: the server exists and took lines.
-    delivered_once: bool,
 }
 
 impl Wire {
@@ -59,7 +59,6 @@ impl Wire {
             batch_lines: 0,
             sent: 0,
             retry_for: Duration::ZERO,
-            delivered_once: false,
         }
     }
 
@@ -116,63 +115,52 @@ impl Wire {
     /// [module](self) describes. On failure the lines the server did not
     /// take whole stay pending, and the error names the server.
     pub fn flush(&mut self) -> graphyte::Result<()> {
-        // (give up after, pause before the next attempt), from the first failure.
-        let mut retry: Option<(Instant, Duration)> = None;
-        while !self.batch.is_empty() {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let mut give_up = None;
+        let mut pause = RETRY_FIRST;
+        loop {
             let source = match self.transport.send(&self.batch) {
                 Ok(()) => {
-                    self.delivered_once = true;
-                    self.taken(self.batch.len());
+                    self.sent += self.batch_lines as u64;
+                    self.batch.clear();
+                    self.batch_lines = 0;
                     return Ok(());
                 }
                 Err(source) => source,
             };
-            if self.taken(self.transport.handed_over()) > 0 {
-                self.delivered_once = true;
-            }
+            let (bytes, lines) = graphyte::whole_lines(&self.batch, self.transport.handed_over());
+            self.batch.drain(..bytes);
+            self.batch_lines -= lines;
+            self.sent += lines as u64;
             if self.batch.is_empty() {
                 // Every line went out whole before the error.
-                break;
+                return Ok(());
             }
-            let now = Instant::now();
             // A write that timed out met a server that is there but does not
             // read: a new connection would only fill another socket buffer.
             let stalled = matches!(
                 source.kind(),
                 io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
             );
-            let window = if self.delivered_once && !stalled {
-                self.retry_for
-            } else {
-                Duration::ZERO
-            };
-            let (give_up, pause) = retry.get_or_insert((now + window, RETRY_FIRST));
-            if now + *pause > *give_up {
+            let give_up = *give_up.get_or_insert_with(|| {
+                let window = if self.sent > 0 && !stalled {
+                    self.retry_for
+                } else {
+                    Duration::ZERO
+                };
+                Instant::now() + window
+            });
+            if Instant::now() + pause > give_up {
                 return Err(graphyte::Error::Io {
                     addr: self.address.clone(),
                     source,
                 });
             }
-            thread::sleep(*pause);
-            *pause = (*pause * 2).min(RETRY_MAX);
+            thread::sleep(pause);
+            pause = (pause * 2).min(RETRY_MAX);
         }
-        Ok(())
-    }
-
-    /// Drops from the batch the lines within its first `bytes` bytes that
-    /// the server took whole, counting them as sent. A line cut short stays,
-    /// to be written again whole (the server discards the fragment, which
-    /// has no newline, when its connection ends). Returns how many lines.
-    fn taken(&mut self, bytes: usize) -> usize {
-        let whole = self.batch[..bytes.min(self.batch.len())]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        let lines = self.batch[..whole].iter().filter(|&&b| b == b'\n').count();
-        self.batch.drain(..whole);
-        self.batch_lines -= lines;
-        self.sent += lines as u64;
-        lines
     }
 
     /// Lines written successfully so far.
