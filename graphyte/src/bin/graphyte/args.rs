@@ -303,6 +303,10 @@ fn next_value(
     }
 }
 
+/// The longest `--timeout`: a day, far beyond any useful wait, and small
+/// enough that every deadline computed from it is a valid point in time.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Records one option; returns the command at once for `--help` and
 /// `--version`.
 fn apply(raw: &mut Raw, opt: Opt, value: Option<String>) -> Result<Option<Command>, UsageError> {
@@ -334,8 +338,18 @@ fn apply(raw: &mut Raw, opt: Opt, value: Option<String>) -> Result<Option<Comman
         },
         Opt::Timeout => {
             raw.timeout = match value.parse::<f64>() {
-                Ok(secs) if secs > 0.0 => Duration::try_from_secs_f64(secs)
-                    .or_else(|_| usage(format!("invalid --timeout {value:?}: too large")))?,
+                Ok(secs) if secs > 0.0 => match Duration::try_from_secs_f64(secs) {
+                    Ok(d) if d.is_zero() => {
+                        return usage(format!("invalid --timeout {value:?}: below 1 ns"))
+                    }
+                    Ok(d) if d <= MAX_TIMEOUT => d,
+                    _ => {
+                        return usage(format!(
+                            "invalid --timeout {value:?}: too large, at most {} seconds",
+                            MAX_TIMEOUT.as_secs()
+                        ))
+                    }
+                },
                 _ => {
                     return usage(format!(
                         "invalid --timeout {value:?}: expected a positive number of seconds"
@@ -350,19 +364,26 @@ fn apply(raw: &mut Raw, opt: Opt, value: Option<String>) -> Result<Option<Comman
 /// A host name or address; an IPv6 address may be bracketed. `host:port`
 /// is refused with a hint rather than guessed at.
 fn parse_server(value: &str) -> Result<String, UsageError> {
-    let host = value
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(value);
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let port_hint = || {
+        usage(format!(
+            "invalid --server {value:?}: give the port with -p/--port, not after a colon"
+        ))
+    };
+    let host = match value.strip_prefix('[').map(|rest| rest.split_once(']')) {
+        None => value,
+        Some(Some((host, ""))) => host,
+        Some(Some((_, tail))) if tail.starts_with(':') => return port_hint(),
+        // A '[' without its ']', or something else after it.
+        Some(_) => "",
+    };
+    let bad = |c: char| c.is_whitespace() || c.is_control() || c == '[' || c == ']';
+    if host.is_empty() || host.contains(bad) {
         return usage(format!(
             "invalid --server {value:?}: expected a host name or IP address"
         ));
     }
     if host.matches(':').count() == 1 {
-        return usage(format!(
-            "invalid --server {value:?}: give the port with -p/--port, not after a colon"
-        ));
+        return port_hint();
     }
     Ok(host.to_owned())
 }
@@ -568,6 +589,17 @@ mod tests {
         assert!(error(&["-s", "host:2004", "m", "1"]).contains("-p/--port"));
         assert!(error(&["-s", "", "m", "1"]).contains("--server"));
         assert!(error(&["-s", "a b", "m", "1"]).contains("--server"));
+        assert!(error(&["-s", "[::1]:2004", "m", "1"]).contains("-p/--port"));
+        for bad in ["[::1", "::1]", "[::1]x", "[[::1]]", "a[b"] {
+            assert!(
+                error(&["-s", bad, "m", "1"]).contains("expected a host name or IP address"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            run(&["--timeout", "86400", "m", "1"]).timeout.as_secs(),
+            86400
+        );
     }
 
     #[test]
@@ -613,6 +645,12 @@ mod tests {
             (&["--timeout", "-1", "foo", "1"], "positive number"),
             (&["--timeout", "nan", "foo", "1"], "positive number"),
             (&["--timeout", "1e300", "foo", "1"], "too large"),
+            (
+                &["--timeout", "1e19", "foo", "1"],
+                "too large, at most 86400 seconds",
+            ),
+            (&["--timeout", "86401", "foo", "1"], "too large"),
+            (&["--timeout", "1e-10", "foo", "1"], "below 1 ns"),
             (&["--tag", "novalue", "foo", "1"], "expected KEY=VALUE"),
             (&["--tag", "=v", "foo", "1"], "expected KEY=VALUE"),
             (&["--tag", "k=", "foo", "1"], "invalid --tag k="),
