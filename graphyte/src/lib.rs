@@ -70,6 +70,7 @@ mod link;
 mod queue;
 mod sender;
 mod stats;
+mod sync;
 mod timestamp;
 mod transport;
 mod validate;

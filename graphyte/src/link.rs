@@ -1,11 +1,12 @@
 //! The link to the server: the transport behind a lock, with the counters and
 //! the logging every write shares (caller's thread or background thread).
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::stats::{Counters, Stats};
+use crate::sync::lock;
 use crate::transport::{whole_lines, Transport};
 
 /// Logs a condition once, then at most once per period while it lasts,
@@ -60,11 +61,6 @@ pub(crate) struct Link {
     pub(crate) counters: Counters,
     log_sends: bool,
     errors: Mutex<LogLimiter>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic in a user transport must not make every later send panic too.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Link {

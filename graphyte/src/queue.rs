@@ -12,15 +12,16 @@
 //! Lines whose write failed go back to the front of their shard and are
 //! retried, with backoff, after the transport reconnects.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::line::LineFormat;
-use crate::link::{Link, LogLimiter};
+use crate::link::Link;
 use crate::stats::{Counters, Stats};
+use crate::sync::{lock, wait_timeout};
 use crate::timestamp::Timestamp;
 
 /// Called by the worker at the end of every interval (and once more at stop,
@@ -37,7 +38,7 @@ pub(crate) struct Queue {
     /// The lines, in shards: a thread always pushes to the same shard (so its
     /// lines stay in order), and threads on different shards do not contend.
     shards: Box<[Shard]>,
-    /// Lines in the shards plus lines in flight: what the bound applies to.
+    /// Lines in the shards plus lines being written: what the bound applies to.
     total: AtomicUsize,
     /// Wakes the worker.
     work: Condvar,
@@ -48,7 +49,51 @@ pub(crate) struct Queue {
     interval: Duration,
     /// Queue length at which the worker writes without waiting for the tick.
     high_water: usize,
-    full: Mutex<LogLimiter>,
+    full: FullLog,
+}
+
+/// Logs "queue full" at most once per period without a lock, so senders
+/// refused by a full queue do not queue up on a mutex: they race only for a
+/// compare-and-swap on the time the next report is due.
+struct FullLog {
+    started: Instant,
+    period: Duration,
+    /// When the next report is due, in nanoseconds since `started`.
+    next_due: AtomicU64,
+    /// Refusals so far, and at the last report.
+    refused: AtomicU64,
+    reported: AtomicU64,
+}
+
+impl FullLog {
+    fn new(period: Duration) -> FullLog {
+        FullLog {
+            started: Instant::now(),
+            period,
+            next_due: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one refusal; if a report is due, returns the refusals since
+    /// the last one (this one included).
+    fn hit(&self) -> Option<u64> {
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.started.elapsed();
+        let due = self.next_due.load(Ordering::Relaxed);
+        let now_ns = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        let next_ns = u64::try_from((now + self.period).as_nanos()).unwrap_or(u64::MAX);
+        if now_ns < due
+            || self
+                .next_due
+                .compare_exchange(due, next_ns, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        Some(refused - self.reported.swap(refused, Ordering::Relaxed))
+    }
 }
 
 /// One shard of the queue, on cache lines of its own.
@@ -71,10 +116,6 @@ struct Lines {
     exited: bool,
 }
 
-fn lock_lines(m: &Mutex<Lines>) -> MutexGuard<'_, Lines> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The shard of the calling thread: fixed per thread, spread round-robin.
 fn my_shard(shards: usize) -> usize {
     use std::sync::atomic::AtomicUsize as Counter;
@@ -87,13 +128,10 @@ fn my_shard(shards: usize) -> usize {
 
 #[derive(Default)]
 struct State {
-    /// Lines taken by the worker and not yet confirmed written.
-    in_flight: usize,
     /// Flush generations: requested by callers, completed by the worker.
     flush_requested: u64,
     flush_done: u64,
-    /// Set by `stop`; the worker delivers what it can until `deadline`.
-    stop: bool,
+    /// Set by `stop`: the worker delivers what it can until then, and exits.
     deadline: Option<Instant>,
     /// The worker has exited; later sends go synchronous.
     exited: bool,
@@ -108,10 +146,6 @@ pub(crate) enum Refused {
     Full(Error),
     /// The worker has stopped: the caller sends synchronously.
     Stopped,
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Queue {
@@ -136,7 +170,7 @@ impl Queue {
             batch_size,
             interval,
             high_water: (capacity / 2).max(1),
-            full: Mutex::new(LogLimiter::new(interval.max(Duration::from_secs(1)))),
+            full: FullLog::new(interval.max(Duration::from_secs(1))),
         });
         let worker = {
             let queue = Arc::clone(&queue);
@@ -161,7 +195,7 @@ impl Queue {
     /// Queues one complete line.
     pub(crate) fn push(&self, line: &[u8], counters: &Counters) -> Result<(), Refused> {
         let shard = &self.shards[my_shard(self.shards.len())];
-        let mut sh = lock_lines(&shard.lines);
+        let mut sh = lock(&shard.lines);
         if sh.exited {
             return Err(Refused::Stopped);
         }
@@ -176,9 +210,8 @@ impl Queue {
         let Ok(before) = reserved else {
             drop(sh);
             Counters::add(&counters.dropped, 1);
-            let mut full = self.full.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(suppressed) = full.hit() {
-                log::warn!(target: "graphyte", "queue full ({} lines): dropping metrics ({} dropped since the last report)", self.capacity, suppressed + 1);
+            if let Some(refused) = self.full.hit() {
+                log::warn!(target: "graphyte", "queue full ({} lines): dropping metrics ({refused} dropped since the last report)", self.capacity);
             }
             return Err(Refused::Full(Error::QueueFull {
                 capacity: self.capacity,
@@ -200,26 +233,24 @@ impl Queue {
         Ok(())
     }
 
+    /// The interval between the worker's regular writes.
+    pub(crate) fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Lines waiting or being written.
     pub(crate) fn len(&self) -> usize {
         self.total.load(Ordering::Acquire)
     }
 
-    /// Lines waiting in the shards (the worker's view: nothing in flight).
-    fn waiting(&self, st: &State) -> usize {
-        self.total
-            .load(Ordering::Acquire)
-            .saturating_sub(st.in_flight)
-    }
-
     /// Locks every shard; with all of them held, no push is under way.
     fn lock_all(&self) -> Vec<MutexGuard<'_, Lines>> {
-        self.shards.iter().map(|s| lock_lines(&s.lines)).collect()
+        self.shards.iter().map(|s| lock(&s.lines)).collect()
     }
 
     /// Waits until everything queued before this call is written, or `timeout`.
     pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut st = lock(&self.state);
         if self.total.load(Ordering::Acquire) == 0 || st.exited {
             return Ok(());
@@ -238,33 +269,53 @@ impl Queue {
                         .unwrap_or_else(|| "flush timed out".into()),
                 });
             }
-            st = self
-                .progress
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = wait_timeout(&self.progress, st, deadline - now);
         }
         Ok(())
     }
 
     /// Asks the worker to deliver everything (for at most `timeout`) and exit.
-    /// Returns how many lines it had to give up on.
-    pub(crate) fn stop(&self, timeout: Duration, worker: JoinHandle<()>) -> usize {
-        {
-            let mut st = lock(&self.state);
-            st.stop = true;
-            st.deadline = Some(Instant::now() + timeout);
-        }
+    /// Returns how many lines it had to give up on (counted as dropped).
+    pub(crate) fn stop(
+        &self,
+        timeout: Duration,
+        worker: JoinHandle<()>,
+        counters: &Counters,
+    ) -> usize {
+        lock(&self.state).deadline = Some(deadline_after(timeout));
         self.work.notify_one();
         if worker.join().is_err() {
             log::error!(target: "graphyte", "the graphyte worker thread panicked");
         }
-        for mut sh in self.lock_all() {
+        // Nothing is left after a normal exit; after a panic, what was
+        // queued can no longer be written and is counted as dropped.
+        let abandoned = self.abandon(counters);
+        let lost = {
+            let mut st = lock(&self.state);
+            st.exited = true;
+            st.lost
+        };
+        self.progress.notify_all();
+        lost + abandoned
+    }
+
+    /// Empties every shard for good (later sends go synchronous) and counts
+    /// every line not written as dropped: those in the shards and, if the
+    /// worker died mid-write, those it had taken. Returns how many.
+    fn abandon(&self, counters: &Counters) -> usize {
+        let mut all = self.lock_all();
+        for sh in all.iter_mut() {
+            sh.buf.clear();
+            sh.batch_ends.clear();
+            sh.lines = 0;
             sh.exited = true;
         }
-        let mut st = lock(&self.state);
-        st.exited = true;
-        st.lost
+        // With every shard locked no push is reserving a slot, so the total
+        // is exactly the lines not written.
+        let lost = self.total.swap(0, Ordering::AcqRel);
+        drop(all);
+        Counters::add(&counters.dropped, lost);
+        lost
     }
 
     /// Makes the lines reported for the interval that started at `start`
@@ -293,10 +344,17 @@ impl Queue {
             let now = link.stats(queued);
             let last = std::mem::replace(&mut rs.last, now);
             let lines = [
-                ("graphyte.sent", now.sent - last.sent),
-                ("graphyte.dropped", now.dropped - last.dropped),
-                ("graphyte.send_errors", now.send_errors - last.send_errors),
-                ("graphyte.reconnects", now.reconnects - last.reconnects),
+                // A custom transport may restart its reconnect count.
+                ("graphyte.sent", now.sent.saturating_sub(last.sent)),
+                ("graphyte.dropped", now.dropped.saturating_sub(last.dropped)),
+                (
+                    "graphyte.send_errors",
+                    now.send_errors.saturating_sub(last.send_errors),
+                ),
+                (
+                    "graphyte.reconnects",
+                    now.reconnects.saturating_sub(last.reconnects),
+                ),
                 ("graphyte.queued", now.queued),
             ];
             for (name, value) in lines {
@@ -317,7 +375,7 @@ impl Queue {
                 Some(t + room)
             });
         let (len, kept) = batch_end(&rs.scratch, room);
-        lock_lines(&self.shards[0].lines).append(&rs.scratch[..len], self.batch_size);
+        lock(&self.shards[0].lines).append(&rs.scratch[..len], self.batch_size);
         let st = lock(&self.state);
         if kept < count {
             Counters::add(&link.counters.dropped, count - kept);
@@ -326,7 +384,8 @@ impl Queue {
         st
     }
 
-    /// The worker thread.
+    /// The worker thread. It never closes the transport: the sender does,
+    /// once, after its last write.
     fn run(&self, link: &Link, reports: &mut ReportState) {
         let mut spares: Vec<(Vec<u8>, Vec<usize>, usize)> =
             self.shards.iter().map(|_| Default::default()).collect();
@@ -345,20 +404,21 @@ impl Queue {
                 tick_due = true;
                 (next_tick, boundary) = next_boundary(self.interval);
             }
-            if st.stop && !final_collected {
+            let stopping = st.deadline.is_some();
+            if stopping && !final_collected {
                 // The interval in progress, so that nothing counted is lost.
                 final_collected = true;
                 let start = boundary.saturating_sub(self.interval);
                 st = self.report(st, reports, start, link);
             }
-            let waiting = self.waiting(&st);
+            let waiting = self.len();
             if waiting == 0 {
                 tick_due = false;
                 if st.flush_done < st.flush_requested {
                     st.flush_done = st.flush_requested;
                     self.progress.notify_all();
                 }
-                if st.stop {
+                if stopping {
                     // Exit only if no push slipped in: with every shard
                     // locked, none is under way.
                     let mut all = self.lock_all();
@@ -371,23 +431,14 @@ impl Queue {
                     continue;
                 }
             }
-            if st.stop && st.deadline.is_some_and(|d| now >= d) {
-                let mut all = self.lock_all();
-                let lost: usize = all.iter().map(|sh| sh.lines).sum();
-                for sh in all.iter_mut() {
-                    sh.buf.clear();
-                    sh.batch_ends.clear();
-                    sh.lines = 0;
-                    sh.exited = true;
-                }
-                self.total.fetch_sub(lost, Ordering::AcqRel);
+            if st.deadline.is_some_and(|d| now >= d) {
+                let lost = self.abandon(&link.counters);
                 st.lost = lost;
-                Counters::add(&link.counters.dropped, lost);
                 log::error!(target: "graphyte", "stopping with {} lines undelivered to {}: {}", lost, link.address(), st.last_error.as_deref().unwrap_or("timed out"));
                 break;
             }
             let urgent =
-                st.stop || st.flush_done < st.flush_requested || waiting >= self.high_water;
+                stopping || st.flush_done < st.flush_requested || waiting >= self.high_water;
             let want = waiting > 0 && (tick_due || urgent);
             let may = retry_at.is_none_or(|t| now >= t);
             if !(want && may) {
@@ -398,11 +449,7 @@ impl Queue {
                 if let Some(deadline) = st.deadline {
                     until = until.min(deadline);
                 }
-                st = self
-                    .work
-                    .wait_timeout(st, until.saturating_duration_since(now))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                st = wait_timeout(&self.work, st, until.saturating_duration_since(now));
                 continue;
             }
 
@@ -410,13 +457,12 @@ impl Queue {
             let generation = st.flush_requested;
             let mut taken = 0;
             for (shard, spare) in self.shards.iter().zip(spares.iter_mut()) {
-                let mut sh = lock_lines(&shard.lines);
+                let mut sh = lock(&shard.lines);
                 std::mem::swap(&mut sh.buf, &mut spare.0);
                 std::mem::swap(&mut sh.batch_ends, &mut spare.1);
                 spare.2 = std::mem::take(&mut sh.lines);
                 taken += spare.2;
             }
-            st.in_flight = taken;
             drop(st);
             let mut failed = None;
             for (i, spare) in spares.iter().enumerate() {
@@ -430,7 +476,6 @@ impl Queue {
                 }
             }
             st = lock(&self.state);
-            st.in_flight = 0;
             match failed {
                 None => {
                     self.total.fetch_sub(taken, Ordering::AcqRel);
@@ -455,7 +500,7 @@ impl Queue {
                     {
                         if i >= failed_at {
                             let from = if i == failed_at { written } else { 0 };
-                            let mut sh = lock_lines(&shard.lines);
+                            let mut sh = lock(&shard.lines);
                             let arrived = std::mem::take(&mut sh.buf);
                             sh.batch_ends.clear();
                             sh.lines = 0;
@@ -478,7 +523,6 @@ impl Queue {
         st.exited = true;
         drop(st);
         self.progress.notify_all();
-        link.close();
     }
 
     /// Writes `count` lines in batches of at most `batch_size` lines, cut at
@@ -571,6 +615,14 @@ struct ReportState {
     reports: Reports,
     scratch: Vec<u8>,
     last: Stats,
+}
+
+/// `timeout` from now; a timeout too long to be a point in time (such as
+/// `Duration::MAX`, "wait as long as it takes") is a year from now.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 60 * 60))
 }
 
 /// The start of the interval in progress, aligned like the worker's ticks,

@@ -14,6 +14,7 @@ use crate::line::LineFormat;
 use crate::link::Link;
 use crate::queue::{Queue, Refused, Reports, TickHook};
 use crate::stats::Stats;
+use crate::sync::lock;
 use crate::timestamp::Timestamp;
 use crate::transport::{Protocol, TcpTransport, Transport, UdpTransport};
 use crate::value::Value;
@@ -62,11 +63,19 @@ struct Inner {
     format: Arc<LineFormat>,
     link: Arc<Link>,
     queue: Option<Arc<Queue>>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    /// Held for the whole of a stop, so a concurrent `stop` waits for the
+    /// first one to finish instead of returning while lines are still queued.
+    stopping: Mutex<Stopping>,
+    /// Set once the queue has stopped (for [`Sender::interval`]).
     stopped: AtomicBool,
     timeout: Duration,
-    interval: Option<Duration>,
-    on_stop: Mutex<Option<StopHook>>,
+}
+
+/// What stopping uses up.
+struct Stopping {
+    worker: Option<JoinHandle<()>>,
+    on_stop: Option<StopHook>,
+    done: bool,
 }
 
 /// Runs once, after the sender has stopped: appends lines to send now,
@@ -132,11 +141,13 @@ impl Sender {
                 format,
                 link,
                 queue,
-                worker: Mutex::new(worker),
+                stopping: Mutex::new(Stopping {
+                    worker,
+                    on_stop,
+                    done: false,
+                }),
                 stopped: AtomicBool::new(false),
                 timeout: config.timeout,
-                interval: config.interval,
-                on_stop: Mutex::new(on_stop),
             }),
         })
     }
@@ -199,21 +210,20 @@ impl Sender {
         ts: Timestamp,
     ) -> Result<()> {
         self.inner.format.format_into(buf, name, tags, value, ts)?;
-        self.deliver(buf, 1)
+        self.deliver(buf)
     }
 
-    /// Queues (interval mode) or writes `count` complete lines.
-    pub(crate) fn deliver(&self, lines: &[u8], count: usize) -> Result<()> {
+    /// Queues (interval mode) or writes one complete line. Once the queue
+    /// has stopped, it refuses the line and it is written synchronously.
+    fn deliver(&self, line: &[u8]) -> Result<()> {
         if let Some(queue) = &self.inner.queue {
-            if !self.inner.stopped.load(Ordering::Acquire) {
-                match queue.push(lines, &self.inner.link.counters) {
-                    Ok(()) => return Ok(()),
-                    Err(Refused::Full(e)) => return Err(e),
-                    Err(Refused::Stopped) => {}
-                }
+            match queue.push(line, &self.inner.link.counters) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Full(e)) => return Err(e),
+                Err(Refused::Stopped) => {}
             }
         }
-        self.inner.link.write(lines, count)
+        self.inner.link.write(line, 1)
     }
 
     /// The line format (prefix and default tags) of this sender.
@@ -229,8 +239,10 @@ impl Sender {
     /// The interval, if this sender queues sends for a background thread.
     pub fn interval(&self) -> Option<Duration> {
         self.inner
-            .interval
+            .queue
+            .as_ref()
             .filter(|_| !self.inner.stopped.load(Ordering::Acquire))
+            .map(|queue| queue.interval())
     }
 
     /// Counters since the sender was made: lines sent, dropped, write errors,
@@ -261,21 +273,16 @@ impl Sender {
 
 impl Inner {
     fn stop(&self) -> Result<()> {
-        let worker = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let lost = match (&self.queue, worker) {
-            (Some(queue), Some(worker)) => queue.stop(self.timeout, worker),
+        let mut stopping = lock(&self.stopping);
+        if std::mem::replace(&mut stopping.done, true) {
+            return Ok(());
+        }
+        let lost = match (&self.queue, stopping.worker.take()) {
+            (Some(queue), Some(worker)) => queue.stop(self.timeout, worker, &self.link.counters),
             _ => 0,
         };
-        let first = !self.stopped.swap(true, Ordering::AcqRel);
-        if first {
-            self.link.close();
-        }
-        let on_stop = self
-            .on_stop
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let late = match on_stop {
+        self.stopped.store(true, Ordering::Release);
+        let late = match stopping.on_stop.take() {
             Some(on_stop) => {
                 let mut buf = Vec::new();
                 match on_stop(&self.format, &mut buf) {
@@ -285,6 +292,8 @@ impl Inner {
             }
             None => Ok(()),
         };
+        // Once, after the last write of the stop.
+        self.link.close();
         if lost > 0 {
             return Err(Error::Undelivered {
                 pending: lost,

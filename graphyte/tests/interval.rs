@@ -300,3 +300,87 @@ fn queued_never_exceeds_queue_size_while_producers_race_for_the_last_slot() {
     assert_eq!(stats.dropped, refused);
     assert_eq!(refused + QUEUE as u64, 2 * attempts);
 }
+
+/// A transport that records what it got and how often it was closed, and
+/// takes `delay` over every write.
+#[derive(Clone, Default)]
+struct Recorder {
+    got: std::sync::Arc<std::sync::Mutex<(String, usize)>>,
+    delay: Duration,
+    panics: bool,
+}
+
+impl graphyte::Transport for Recorder {
+    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+        assert!(!self.panics, "a transport bug");
+        std::thread::sleep(self.delay);
+        self.got.lock().unwrap().0 += std::str::from_utf8(lines).unwrap();
+        Ok(())
+    }
+    fn address(&self) -> String {
+        "recorder".into()
+    }
+    fn close(&mut self) {
+        self.got.lock().unwrap().1 += 1;
+    }
+}
+
+#[test]
+fn concurrent_stops_both_return_after_delivery_and_close_once() {
+    let recorder = Recorder {
+        delay: Duration::from_millis(300),
+        ..Recorder::default()
+    };
+    let s = Sender::new(
+        Config::new("unused")
+            .interval(Duration::from_secs(3600))
+            .batch_size(1)
+            .transport(recorder.clone()),
+    )
+    .unwrap();
+    for i in 0..3 {
+        s.send_at("m", i, TS).unwrap();
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                s.stop().unwrap();
+                // Whichever stop returns, everything queued was delivered.
+                let got = recorder.got.lock().unwrap().0.clone();
+                assert_eq!(got.lines().count(), 3, "{got:?}");
+            });
+        }
+    });
+    assert_eq!(recorder.got.lock().unwrap().1, 1, "closed once");
+    // Later sends are synchronous.
+    s.send_at("late", 1, TS).unwrap();
+    assert!(recorder
+        .got
+        .lock()
+        .unwrap()
+        .0
+        .ends_with("late 1 1700000000\n"));
+}
+
+#[test]
+fn a_panicking_transport_loses_nothing_uncounted() {
+    let recorder = Recorder {
+        panics: true,
+        ..Recorder::default()
+    };
+    let s = Sender::new(
+        Config::new("unused")
+            .interval(Duration::from_secs(3600))
+            .transport(recorder),
+    )
+    .unwrap();
+    for i in 0..5 {
+        s.send_at("m", i, TS).unwrap();
+    }
+    match s.stop() {
+        Err(Error::Undelivered { pending, .. }) => assert_eq!(pending, 5),
+        other => panic!("expected Undelivered, got {other:?}"),
+    }
+    let stats = s.stats();
+    assert_eq!((stats.sent, stats.dropped, stats.queued), (0, 5, 0));
+}

@@ -35,7 +35,7 @@ mod timer;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 pub use counter::CountDelta;
 pub(crate) use counter::Counter;
@@ -44,6 +44,7 @@ pub(crate) use timer::Timer;
 
 use crate::error::Error;
 use crate::line::LineFormat;
+use crate::sync::{lock, read, write};
 use crate::timestamp::Timestamp;
 use crate::value::Value;
 use timer::Summary;
@@ -130,10 +131,6 @@ struct Sent {
     summary: Summary,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The process-wide registry.
 pub(crate) fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
@@ -217,19 +214,14 @@ impl Registry {
     }
 
     fn series(&self, name: &str, make: impl FnOnce(Box<str>) -> Series) -> Option<Series> {
-        if let Some(&series) = self
-            .names
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
+        if let Some(&series) = read(&self.names).get(name) {
             return Some(series);
         }
         if let Err(e) = crate::line::check_name(name) {
             self.report_once(name, e);
             return None;
         }
-        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+        let mut names = write(&self.names);
         if let Some(&series) = names.get(name) {
             return Some(series);
         }
