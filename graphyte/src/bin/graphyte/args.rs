@@ -238,11 +238,11 @@ where
                 } else {
                     None
                 };
-                let took_value = value.is_some();
                 if let Some(command) = apply(&mut raw, opt, value)? {
                     return Ok(command);
                 }
-                if took_value {
+                if opt.takes_value() {
+                    // It took the rest of the cluster.
                     break;
                 }
             }

@@ -72,6 +72,20 @@ pub enum Failure {
     },
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Send { error, .. } => write!(f, "{error}"),
+            Failure::Read { error, line } => {
+                write!(
+                    f,
+                    "reading standard input failed after line {line}: {error}"
+                )
+            }
+        }
+    }
+}
+
 /// Reads lines from `input` and sends them through `wire`. Refused lines are
 /// reported on `diagnostics` (`line N: reason`); write errors there are
 /// ignored. `default_timestamp` is used for lines without one (`None`: the
@@ -122,14 +136,13 @@ pub fn run<R: Read>(
             }
         }
     };
-    // Send what is still pending at the end of the input or after a read
-    // error (not after a failed write: that ends the run at once).
+    // Send what is still pending at the end of the input (not after a
+    // failed write: that ends the run at once). A read error cannot leave
+    // lines pending: the batch is written before every read that finds
+    // nothing buffered.
     let failure = match failure {
-        None | Some(Failure::Read { .. }) => match pending.flush(wire) {
-            Ok(()) => failure,
-            Err(error) => Some(error),
-        },
-        send_failure => send_failure,
+        None => pending.flush(wire).err(),
+        stopped => stopped,
     };
     Outcome {
         sent: wire.sent(),
@@ -169,22 +182,20 @@ enum Sent {
 /// says why it is refused.
 fn send_line(wire: &mut Wire, line: &[u8], default: Option<Timestamp>) -> Result<Sent, String> {
     let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8".to_owned())?;
-    let text = text.trim();
-    if text.is_empty() || text.starts_with('#') {
-        return Ok(Sent::Skipped);
-    }
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let (name, value, timestamp) = match fields[..] {
-        [name, value] => (name, value, None),
-        [name, value, timestamp] => (name, value, Some(timestamp)),
-        _ => {
-            return Err(format!(
-                "expected \"metric value [timestamp]\", found {} field{}",
-                fields.len(),
-                if fields.len() == 1 { "" } else { "s" }
-            ))
-        }
-    };
+    let mut fields = text.split_whitespace();
+    let (name, value, timestamp) =
+        match (fields.next(), fields.next(), fields.next(), fields.next()) {
+            (None, ..) => return Ok(Sent::Skipped),
+            (Some(first), ..) if first.starts_with('#') => return Ok(Sent::Skipped),
+            (Some(name), Some(value), timestamp, None) => (name, value, timestamp),
+            _ => {
+                let found = text.split_whitespace().count();
+                return Err(format!(
+                    "expected \"metric value [timestamp]\", found {found} field{}",
+                    if found == 1 { "" } else { "s" }
+                ));
+            }
+        };
     let value =
         Number::parse(value).map_err(|e| format!("invalid value for metric {name:?}: {e}"))?;
     let timestamp = match timestamp {

@@ -52,13 +52,7 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            note(format_args!(
-                "graphyte: {e}\n{}\nTry 'graphyte --help' for more information.",
-                args::USAGE
-            ));
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(e) => return usage_error(e),
     };
     match &options.mode {
         Mode::Single { metric, value } => send_one(&options, metric, *value),
@@ -72,11 +66,7 @@ fn send_one(options: &Options, metric: &str, value: Number) -> ExitCode {
     let timestamp = options.timestamp.unwrap_or_else(Timestamp::now);
     if let Err(e) = wire.push(metric, value, timestamp) {
         // An unusable metric on the command line: nothing was sent.
-        note(format_args!(
-            "graphyte: {e}\n{}\nTry 'graphyte --help' for more information.",
-            args::USAGE
-        ));
-        return ExitCode::from(EXIT_USAGE);
+        return usage_error(e);
     }
     let line = String::from_utf8_lossy(wire.pending())
         .trim_end()
@@ -102,18 +92,16 @@ fn send_bulk(options: &Options) -> ExitCode {
     );
     let stopped = match &outcome.failure {
         None => String::new(),
-        Some(bulk::Failure::Send {
-            error,
-            first_unsent,
-        }) => {
-            note(format_args!("graphyte: {error}"));
-            format!("; input from line {first_unsent} on was not sent")
-        }
-        Some(bulk::Failure::Read { error, line }) => {
-            note(format_args!(
-                "graphyte: reading standard input failed after line {line}: {error}"
-            ));
-            format!("; input after line {line} was not read")
+        Some(failure) => {
+            note(format_args!("graphyte: {failure}"));
+            match failure {
+                bulk::Failure::Send { first_unsent, .. } => {
+                    format!("; input from line {first_unsent} on was not sent")
+                }
+                bulk::Failure::Read { line, .. } => {
+                    format!("; input after line {line} was not read")
+                }
+            }
         }
     };
     if !options.quiet {
@@ -129,6 +117,16 @@ fn send_bulk(options: &Options) -> ExitCode {
     } else {
         ExitCode::from(EXIT_FAILED)
     }
+}
+
+/// Reports a usage error, with the usage and a pointer to `--help`; exit
+/// status 2.
+fn usage_error(e: impl fmt::Display) -> ExitCode {
+    note(format_args!(
+        "graphyte: {e}\n{}\nTry 'graphyte --help' for more information.",
+        args::USAGE
+    ));
+    ExitCode::from(EXIT_USAGE)
 }
 
 /// Writes one message to standard error. A failure to write it (stderr
