@@ -135,6 +135,14 @@ pub fn flush() -> Result<()> {
 /// without it lines queued in the last interval are lost. Later sends, and
 /// later macro calls, are synchronous. The same as
 /// `graphyte::sender().unwrap().stop()`; see [`Sender::stop`].
+///
+/// Macro calls made on other threads *while* `shutdown` runs are recorded
+/// either in the last interval or synchronously, with one exception: a call
+/// that read the mode just before the switch to synchronous and updates its
+/// aggregate just after the final drain (a window of a few nanoseconds, so
+/// only if that thread is preempted exactly there) is not sent. Closing that
+/// window would cost every macro call a second atomic operation; stop the
+/// threads that use the macros first if every last call matters.
 pub fn shutdown() -> Result<()> {
     global()?.stop()
 }

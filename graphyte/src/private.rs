@@ -223,6 +223,8 @@ enum TimerName {
 #[derive(Debug)]
 pub struct TimerSite {
     name: TimerName,
+    /// The metric name built from a [`TimerName::Function`], once.
+    built_name: OnceLock<Box<str>>,
     series: OnceLock<Option<&'static Timer>>,
 }
 
@@ -231,6 +233,7 @@ impl TimerSite {
     pub const fn new(name: &'static str) -> TimerSite {
         TimerSite {
             name: TimerName::Literal(name),
+            built_name: OnceLock::new(),
             series: OnceLock::new(),
         }
     }
@@ -239,6 +242,7 @@ impl TimerSite {
     pub const fn function(module: &'static str, function: &'static str) -> TimerSite {
         TimerSite {
             name: TimerName::Function { module, function },
+            built_name: OnceLock::new(),
             series: OnceLock::new(),
         }
     }
@@ -253,17 +257,20 @@ impl TimerSite {
         TimerGuard { site: self, start }
     }
 
-    /// The series; its name is computed here, once per site.
+    /// The metric name; built on first use for a `#[timed]` without one.
+    fn name(&'static self) -> &'static str {
+        match self.name {
+            TimerName::Literal(name) => name,
+            TimerName::Function { module, function } => self
+                .built_name
+                .get_or_init(|| format!("{}.{function}", module.replace("::", ".")).into()),
+        }
+    }
+
+    /// The series, registered on first use.
+    #[inline]
     fn series(&'static self) -> Option<&'static Timer> {
-        *self.series.get_or_init(|| match self.name {
-            TimerName::Literal(name) => registry().timer(name),
-            TimerName::Function { module, function } => {
-                let mut name = module.replace("::", ".");
-                name.push('.');
-                name.push_str(function);
-                registry().timer(&name)
-            }
-        })
+        *self.series.get_or_init(|| registry().timer(self.name()))
     }
 
     #[inline]
@@ -281,11 +288,11 @@ impl TimerSite {
         }
     }
 
+    /// Sync mode: one line, the duration in milliseconds, as `count!` and
+    /// `gauge!` send theirs (no series is registered for it).
     #[inline(never)]
     fn send(&'static self, ns: u64) {
-        if let Some(timer) = self.series() {
-            send_now(timer.name(), ns as f64 / 1e6);
-        }
+        send_now(self.name(), ns as f64 / 1e6);
     }
 }
 

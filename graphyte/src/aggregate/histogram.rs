@@ -62,14 +62,17 @@ pub(crate) fn representative(index: u32) -> f64 {
     lower as f64 + (width - 1) as f64 / 2.0
 }
 
-/// The `q`-quantile (nearest rank) of `count` values in `buckets` (flat
-/// index and count, sorted by index), as a bucket representative.
-pub(crate) fn quantile<'a>(
+/// The nearest rank of the `q`-quantile of `count` values, in `1..=count`.
+pub(crate) fn rank(q: f64, count: u64) -> u64 {
+    ((q * count as f64).ceil() as u64).clamp(1, count.max(1))
+}
+
+/// The value of the given `rank` (from 1) among the values in `buckets`
+/// (flat index and count, sorted by index), as a bucket representative.
+pub(crate) fn value_at_rank<'a>(
     buckets: impl IntoIterator<Item = (&'a u32, &'a u64)>,
-    count: u64,
-    q: f64,
+    rank: u64,
 ) -> Option<f64> {
-    let rank = ((q * count as f64).ceil() as u64).clamp(1, count.max(1));
     let mut seen = 0;
     for (&index, &n) in buckets {
         seen += n;
@@ -189,9 +192,9 @@ mod tests {
         let (buckets, total) = drained(&h);
         assert_eq!(total, values.len() as u64);
         for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
-            let rank = (q * values.len() as f64).ceil() as usize;
-            let exact = values[rank - 1] as f64;
-            let estimate = quantile(&buckets, total, q).unwrap();
+            let exact_rank = (q * values.len() as f64).ceil() as usize;
+            let exact = values[exact_rank - 1] as f64;
+            let estimate = value_at_rank(&buckets, rank(q, total)).unwrap();
             let err = (estimate - exact).abs() / exact;
             assert!(err < 0.01, "p{q}: exact {exact}, estimate {estimate}");
         }

@@ -100,6 +100,7 @@ impl Series {
 }
 
 /// Every series, by name.
+#[derive(Default)]
 pub(crate) struct Registry {
     names: RwLock<HashMap<Box<str>, Series>>,
     /// Series in registration order; the drain picks up new ones from here.
@@ -134,12 +135,7 @@ struct Sent {
 /// The process-wide registry.
 pub(crate) fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| Registry {
-        names: RwLock::new(HashMap::new()),
-        order: Mutex::new(Vec::new()),
-        sent: Mutex::new(Drains::default()),
-        reported: Mutex::new(Reported::default()),
-    })
+    REGISTRY.get_or_init(Registry::default)
 }
 
 /// Lines appended by one drain, and the problems to log once it is done.
@@ -349,15 +345,6 @@ impl Sent {
 mod tests {
     use super::*;
 
-    fn fresh() -> Registry {
-        Registry {
-            names: RwLock::new(HashMap::new()),
-            order: Mutex::new(Vec::new()),
-            sent: Mutex::new(Drains::default()),
-            reported: Mutex::new(Reported::default()),
-        }
-    }
-
     fn drain(r: &Registry, ts: i64, residual: bool) -> Vec<String> {
         let format = LineFormat::new("app", &[("host", "h1")]).unwrap();
         let mut buf = Vec::new();
@@ -370,7 +357,7 @@ mod tests {
 
     #[test]
     fn series_are_shared_by_name_and_kinds_do_not_mix() {
-        let r = fresh();
+        let r = Registry::default();
         let a = r.counter("requests").unwrap();
         let b = r.counter("requests").unwrap();
         assert!(std::ptr::eq(a, b));
@@ -383,7 +370,7 @@ mod tests {
 
     #[test]
     fn counters_send_interval_sums_and_zero_when_idle() {
-        let r = fresh();
+        let r = Registry::default();
         let c = r.counter("requests;env=prod").unwrap();
         c.add(3);
         c.add(4);
@@ -404,7 +391,7 @@ mod tests {
 
     #[test]
     fn drains_sharing_a_timestamp_send_running_totals() {
-        let r = fresh();
+        let r = Registry::default();
         let c = r.counter("c").unwrap();
         c.add(5);
         assert_eq!(drain(&r, 100, false), ["app.c;host=h1 5 100"]);
@@ -419,7 +406,7 @@ mod tests {
 
     #[test]
     fn gauges_repeat_their_latest_value() {
-        let r = fresh();
+        let r = Registry::default();
         let g = r.gauge("load").unwrap();
         let never_set = r.gauge("unset").unwrap();
         assert!(drain(&r, 100, false).is_empty());
@@ -434,7 +421,7 @@ mod tests {
 
     #[test]
     fn timers_send_eight_series_in_ms_or_only_a_zero_count() {
-        let r = fresh();
+        let r = Registry::default();
         let t = r.timer("db.query;env=prod").unwrap();
         for ms in [1u64, 2, 3, 10] {
             t.record(ms * 1_000_000);
@@ -478,7 +465,7 @@ mod tests {
 
     #[test]
     fn lines_that_cannot_be_formatted_are_skipped() {
-        let r = fresh();
+        let r = Registry::default();
         let long = "x".repeat(crate::MAX_LINE_LEN);
         r.counter(&long).unwrap().add(1);
         r.counter("ok").unwrap().add(1);
@@ -488,7 +475,7 @@ mod tests {
 
     #[test]
     fn problems_are_reported_once_per_name() {
-        let r = fresh();
+        let r = Registry::default();
         r.report_once("a", "first");
         r.report_once("a", "second");
         assert_eq!(lock(&r.reported).names.len(), 1);

@@ -57,11 +57,6 @@ impl Timer {
         }
     }
 
-    /// The full name (path and inline tags).
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The names of the eight series, in `SUFFIXES` order.
     pub(crate) fn names(&self) -> &[Box<str>; 8] {
         &self.names
@@ -101,10 +96,7 @@ impl Timer {
                 self.min.fetch_min(min, Ordering::Relaxed);
                 self.max.fetch_max(max, Ordering::Relaxed);
             }
-            return Taken {
-                min: u64::MAX,
-                ..Taken::default()
-            };
+            return Taken::default();
         }
         Taken {
             count,
@@ -117,13 +109,26 @@ impl Timer {
 
 /// A timer's totals for one interval, merged over the drains that share
 /// its timestamp.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Summary {
     pub(crate) count: u64,
     pub(crate) sum: u64,
+    /// `u64::MAX` until a value is merged.
     pub(crate) min: u64,
     pub(crate) max: u64,
     buckets: BTreeMap<u32, u64>,
+}
+
+impl Default for Summary {
+    fn default() -> Summary {
+        Summary {
+            count: 0,
+            sum: 0,
+            min: u64::MAX,
+            max: 0,
+            buckets: BTreeMap::new(),
+        }
+    }
 }
 
 /// A summary's values in milliseconds, in `SUFFIXES` order after the count.
@@ -145,9 +150,6 @@ impl Summary {
     pub(crate) fn merge(&mut self, taken: Taken, buckets: &[(u32, u64)]) {
         if taken.count == 0 {
             return;
-        }
-        if self.count == 0 {
-            self.min = u64::MAX;
         }
         self.count += taken.count;
         self.sum = self.sum.saturating_add(taken.sum);
@@ -190,13 +192,13 @@ impl Summary {
         let max = max.max(min);
         let quantile = |q: f64| {
             // The first and last ranks are the exact min and max.
-            let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+            let rank = histogram::rank(q, self.count);
             if rank == self.count {
                 max
             } else if rank == 1 {
                 min
             } else {
-                histogram::quantile(&self.buckets, self.count, q)
+                histogram::value_at_rank(&self.buckets, rank)
                     .unwrap_or(max)
                     .clamp(min, max)
             }
@@ -246,7 +248,7 @@ mod tests {
                 "app.fetch.p99"
             ]
         );
-        assert_eq!(t.name(), "app.fetch");
+        assert_eq!(&*t.name, "app.fetch");
     }
 
     #[test]
