@@ -173,9 +173,9 @@ pub(crate) fn timed(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// `let __graphyte_timer = { static SITE = ...; SITE.start() };`
-fn guard_stmt(site: &TokenStream) -> TokenStream {
+fn guard_stmt(site: &TokenStream) -> Stmt {
     let guard = Ident::new("__graphyte_timer", Span::mixed_site());
-    quote! {
+    syn::parse_quote! {
         let #guard = {
             static __GRAPHYTE_TIMER: ::graphyte::__private::TimerSite = #site;
             ::graphyte::__private::TimerSite::start(&__GRAPHYTE_TIMER)
@@ -183,7 +183,7 @@ fn guard_stmt(site: &TokenStream) -> TokenStream {
     }
 }
 
-fn expand_fn(func: TimedFn, guard: &TokenStream) -> syn::Result<TokenStream> {
+fn expand_fn(func: TimedFn, guard: &Stmt) -> syn::Result<TokenStream> {
     let TimedFn {
         outer,
         vis,
@@ -209,7 +209,7 @@ fn expand_fn(func: TimedFn, guard: &TokenStream) -> syn::Result<TokenStream> {
     let timed_body = if sig.asyncness.is_some() {
         plain(body)
     } else {
-        match async_shaped(&body, guard)? {
+        match async_shaped(&body, guard) {
             Shape::AsyncTail(stmts) => braced(quote!(#(#inner)* #(#stmts)*)),
             Shape::Other => match future_type(&sig.output) {
                 Some(ty) => return Err(syn::Error::new_spanned(
@@ -238,19 +238,18 @@ enum Shape {
     Unparsable,
 }
 
-fn async_shaped(body: &TokenStream, guard: &TokenStream) -> syn::Result<Shape> {
+fn async_shaped(body: &TokenStream, guard: &Stmt) -> Shape {
     let Ok(mut stmts) = Block::parse_within.parse2(body.clone()) else {
-        return Ok(Shape::Unparsable);
+        return Shape::Unparsable;
     };
     let Some(Stmt::Expr(tail, None)) = stmts.last_mut() else {
-        return Ok(Shape::Other);
+        return Shape::Other;
     };
     let Some(block) = async_block(tail) else {
-        return Ok(Shape::Other);
+        return Shape::Other;
     };
-    let guard: Stmt = syn::parse2(guard.clone())?;
-    block.block.stmts.insert(0, guard);
-    Ok(Shape::AsyncTail(stmts))
+    block.block.stmts.insert(0, guard.clone());
+    Shape::AsyncTail(stmts)
 }
 
 fn async_block(expr: &mut Expr) -> Option<&mut ExprAsync> {
@@ -273,18 +272,9 @@ fn async_block(expr: &mut Expr) -> Option<&mut ExprAsync> {
 /// `Box::pin`, `std::boxed::Box::pin`, ... or a bare `pin`.
 fn is_box_pin(func: &Expr) -> bool {
     let Expr::Path(path) = func else { return false };
-    let segments: Vec<_> = path
-        .path
-        .segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect();
-    match segments.as_slice() {
-        [.., last] if last != "pin" => false,
-        [_] => true,
-        [.., owner, _] => owner == "Box",
-        [] => false,
-    }
+    let mut segments = path.path.segments.iter().rev();
+    matches!(segments.next(), Some(last) if last.ident == "pin")
+        && segments.next().is_none_or(|owner| owner.ident == "Box")
 }
 
 /// The return type, if it looks like a future: `impl Future<...>`,
