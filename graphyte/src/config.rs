@@ -101,8 +101,9 @@ impl Config {
         self
     }
 
-    /// Bound on each connect and each write (default 5 s). `flush`, `stop`
-    /// and `Drop` also give up on undelivered lines after this long.
+    /// Bound on each connect and each write (default 5 s; at least 1 ms).
+    /// `flush`, `stop` and `Drop` also give up on undelivered lines after
+    /// this long.
     pub fn timeout(mut self, timeout: Duration) -> Config {
         self.timeout = timeout;
         self
@@ -138,7 +139,8 @@ impl Config {
         self
     }
 
-    /// UDP: the largest datagram in bytes (default 1432). Lines are never split.
+    /// UDP: the largest datagram in bytes (default 1432; clamped to
+    /// 1..=65,507, the largest UDP payload over IPv4). Lines are never split.
     pub fn udp_max_datagram(mut self, bytes: usize) -> Config {
         self.udp_max_datagram = bytes;
         self

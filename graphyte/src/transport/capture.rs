@@ -48,7 +48,7 @@ impl CaptureTransport {
 
     /// The captured lines, without their `\n`.
     pub fn lines(&self) -> Vec<String> {
-        self.contents().lines().map(str::to_owned).collect()
+        lines_of(&self.lock().bytes)
     }
 
     /// How many batches [`Transport::send`] received (one per synchronous send).
@@ -59,10 +59,7 @@ impl CaptureTransport {
     /// Returns the captured lines and clears the capture.
     pub fn take_lines(&self) -> Vec<String> {
         let bytes = std::mem::take(&mut self.lock().bytes);
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        lines_of(&bytes)
     }
 
     /// Makes every send fail with `kind` (`Some`) or succeed again (`None`),
@@ -70,6 +67,14 @@ impl CaptureTransport {
     pub fn fail_with(&self, kind: Option<io::ErrorKind>) {
         self.lock().fail = kind;
     }
+}
+
+/// The lines of `bytes` (lossy UTF-8), without their `\n`.
+fn lines_of(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Transport for CaptureTransport {
@@ -85,5 +90,24 @@ impl Transport for CaptureTransport {
 
     fn address(&self) -> String {
         "capture".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CaptureTransport;
+    use crate::transport::Transport;
+
+    #[test]
+    fn lines_and_take_lines_agree() {
+        let capture = CaptureTransport::new();
+        capture.clone().send(b"a 1 1\nb 2 2\n").unwrap();
+        capture.clone().send(b"c \xff 3\r\n").unwrap();
+        let lines = capture.lines();
+        assert_eq!(lines, ["a 1 1", "b 2 2", "c \u{fffd} 3"]);
+        assert_eq!(capture.batches(), 2);
+        assert_eq!(capture.take_lines(), lines);
+        assert!(capture.lines().is_empty());
+        assert_eq!(capture.contents(), "");
     }
 }

@@ -14,6 +14,7 @@ pub use tcp::TcpTransport;
 pub use udp::{UdpTransport, DEFAULT_MAX_DATAGRAM};
 
 use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Instant;
 
 /// Delivers batches of complete Carbon lines.
@@ -143,4 +144,26 @@ pub(crate) fn host_port(host: &str, port: u16) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+/// Resolves `addrs` and calls `attempt` on each address in turn until one
+/// succeeds, returning that success. Otherwise returns the last attempt's
+/// error, or `NotFound` ("`host` resolved to no address") when there was no
+/// address to try. `host` only names the addresses in that error.
+pub(crate) fn first_address<T>(
+    host: &str,
+    addrs: impl ToSocketAddrs,
+    mut attempt: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{host} resolved to no address"),
+    );
+    for addr in addrs.to_socket_addrs()? {
+        match attempt(addr) {
+            Ok(found) => return Ok(found),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }

@@ -1,15 +1,17 @@
 //! One persistent TCP connection, opened lazily and re-opened after errors.
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use super::{host_port, Transport};
+use super::{first_address, host_port, Transport};
 
 /// First wait after a failed connect; doubles on each further failure.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Shortest timeout: the socket rejects a zero write timeout.
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// Sends lines over one persistent TCP connection.
 ///
@@ -27,25 +29,34 @@ pub struct TcpTransport {
     port: u16,
     timeout: Duration,
     stream: Option<TcpStream>,
-    retry_at: Option<Instant>,
-    backoff: Duration,
-    last_error: Option<String>,
+    /// Set after a failed connect, cleared by a successful one.
+    backoff: Option<Backoff>,
     connects: u64,
     /// Bytes of the last failed batch written before the failure.
     handed_over: usize,
 }
 
+/// The wait after a failed connect.
+#[derive(Debug)]
+struct Backoff {
+    /// No connect is attempted before this.
+    retry_at: Instant,
+    /// How long this wait is; the next one is twice as long, up to `MAX_BACKOFF`.
+    delay: Duration,
+    /// Why the last connect failed.
+    last_error: String,
+}
+
 impl TcpTransport {
-    /// A transport to `host:port`; `timeout` bounds each connect and each write.
+    /// A transport to `host:port`; `timeout` bounds each connect and each
+    /// write (at least 1 ms: a zero timeout is taken as 1 ms).
     pub fn new(host: impl Into<String>, port: u16, timeout: Duration) -> TcpTransport {
         TcpTransport {
             host: host.into(),
             port,
-            timeout,
+            timeout: timeout.max(MIN_TIMEOUT),
             stream: None,
-            retry_at: None,
-            backoff: MIN_BACKOFF,
-            last_error: None,
+            backoff: None,
             connects: 0,
             handed_over: 0,
         }
@@ -56,16 +67,18 @@ impl TcpTransport {
         self.stream.is_some()
     }
 
+    /// Connects within `limit` (at most the timeout), unless a failed
+    /// connect's backoff is still running.
     fn connect(&mut self, limit: Duration) -> io::Result<TcpStream> {
-        if let Some(at) = self.retry_at {
+        if let Some(backoff) = &self.backoff {
             let now = Instant::now();
-            if now < at {
+            if now < backoff.retry_at {
                 return Err(io::Error::new(
                     io::ErrorKind::NotConnected,
                     format!(
                         "not connected, next attempt in {} ms (last error: {})",
-                        (at - now).as_millis(),
-                        self.last_error.as_deref().unwrap_or("none")
+                        (backoff.retry_at - now).as_millis(),
+                        backoff.last_error
                     ),
                 ));
             }
@@ -73,39 +86,50 @@ impl TcpTransport {
         match self.try_connect(limit) {
             Ok(stream) => {
                 self.connects += 1;
-                self.retry_at = None;
-                self.backoff = MIN_BACKOFF;
-                self.last_error = None;
+                self.backoff = None;
                 Ok(stream)
             }
             Err(e) => {
-                self.retry_at = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                self.last_error = Some(e.to_string());
+                let delay = self
+                    .backoff
+                    .as_ref()
+                    .map_or(MIN_BACKOFF, |b| (b.delay * 2).min(MAX_BACKOFF));
+                self.backoff = Some(Backoff {
+                    retry_at: Instant::now() + delay,
+                    delay,
+                    last_error: e.to_string(),
+                });
                 Err(e)
             }
         }
     }
 
     fn try_connect(&self, limit: Duration) -> io::Result<TcpStream> {
-        let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port).to_socket_addrs()?.collect();
-        let mut last = io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} resolved to no address", self.host),
-        );
-        for addr in addrs {
-            let limit = limit.min(self.timeout).max(Duration::from_millis(1));
-            match TcpStream::connect_timeout(&addr, limit) {
-                Ok(stream) => {
-                    stream.set_write_timeout(Some(self.timeout))?;
-                    stream.set_nodelay(true)?;
-                    return Ok(stream);
-                }
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
+        let stream = connect_within(&self.host, (self.host.as_str(), self.port), limit)?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
     }
+}
+
+/// Connects to the first of `addrs` (what `host` resolves to) that accepts,
+/// resolving included, within `limit` in all: each address gets the time
+/// the ones before it left, so unreachable addresses cannot stretch one
+/// connect to several timeouts. Once no time is left, the remaining
+/// addresses fail with `TimedOut` without being tried.
+fn connect_within(host: &str, addrs: impl ToSocketAddrs, limit: Duration) -> io::Result<TcpStream> {
+    let deadline = Instant::now() + limit;
+    first_address(host, addrs, |addr| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            // Time is up: the remaining addresses fail at once, untried.
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to {host} timed out after {limit:?}"),
+            ));
+        }
+        TcpStream::connect_timeout(&addr, left)
+    })
 }
 
 /// Writes all of `buf` within `limit` in total. The socket's write timeout
@@ -123,7 +147,8 @@ fn write_all_within(
     let mut shortened = false;
     if limit < timeout {
         shortened = true;
-        if let Err(e) = stream.set_write_timeout(Some(limit.max(Duration::from_millis(1)))) {
+        // `limit` may be zero: the connect can use up all of the send's time.
+        if let Err(e) = stream.set_write_timeout(Some(limit.max(MIN_TIMEOUT))) {
             return Err((0, e));
         }
     }
@@ -266,5 +291,113 @@ impl Transport for TcpTransport {
         if let Some(stream) = self.stream.take() {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::net::{SocketAddr, TcpListener};
+    use std::time::{Duration, Instant};
+
+    use super::{connect_within, TcpTransport, MAX_BACKOFF, MIN_BACKOFF};
+    use crate::transport::Transport;
+
+    /// A port nothing listens on: connects to it are refused at once.
+    fn refused_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[test]
+    fn zero_timeout_is_floored_at_one_millisecond() {
+        let transport = TcpTransport::new("127.0.0.1", 1, Duration::ZERO);
+        assert_eq!(transport.timeout, Duration::from_millis(1));
+        // A zero write timeout made every connect fail with InvalidInput.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut transport = TcpTransport::new("127.0.0.1", port, Duration::ZERO);
+        if let Err(e) = transport.send(b"a 1 1\n") {
+            assert_ne!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        }
+    }
+
+    /// Several addresses that never answer share one time limit.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn connect_tries_all_addresses_within_one_limit() {
+        use std::os::fd::AsRawFd;
+        // A listener whose accept queue is full drops further SYNs, so a
+        // connect to it hangs until its timeout, like an unreachable host.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // SAFETY: re-listening on a valid listening socket, to shrink its queue.
+        assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+        let mut filler = Vec::new();
+        while let Ok(stream) =
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+        {
+            filler.push(stream);
+            assert!(filler.len() < 64, "the accept queue never fills");
+        }
+        let limit = Duration::from_millis(500);
+        let addrs: &[SocketAddr] = &[addr, addr, addr];
+        let started = Instant::now();
+        let e = connect_within("blackhole", addrs, limit).unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(took >= limit, "gave up after {took:?}");
+        // Each address with the full limit would take 3 x 500 ms.
+        assert!(took < limit * 2, "took {took:?} for a {limit:?} limit");
+    }
+
+    #[test]
+    fn failed_connects_back_off_from_100_ms_to_10_s() {
+        let mut transport = TcpTransport::new("127.0.0.1", refused_port(), Duration::from_secs(1));
+        let mut delays = Vec::new();
+        for _ in 0..10 {
+            let e = transport.send(b"a 1 1\n").unwrap_err();
+            assert_ne!(e.kind(), io::ErrorKind::NotConnected, "{e}");
+            let backoff = transport.backoff.as_mut().expect("backing off");
+            delays.push(backoff.delay);
+            // During the wait a send fails at once, naming the last error.
+            let last_error = backoff.last_error.clone();
+            let e = transport.send(b"a 1 1\n").unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::NotConnected);
+            let message = e.to_string();
+            assert!(
+                message.starts_with("not connected, next attempt in "),
+                "{message}"
+            );
+            assert!(
+                message.ends_with(&format!(" ms (last error: {last_error})")),
+                "{message}"
+            );
+            // Skip the wait.
+            transport.backoff.as_mut().unwrap().retry_at = Instant::now();
+        }
+        let ms = |ms| Duration::from_millis(ms);
+        assert_eq!(delays[0], MIN_BACKOFF);
+        assert_eq!(
+            delays,
+            [
+                ms(100),
+                ms(200),
+                ms(400),
+                ms(800),
+                ms(1600),
+                ms(3200),
+                ms(6400),
+                MAX_BACKOFF,
+                MAX_BACKOFF,
+                MAX_BACKOFF
+            ]
+        );
+        // A successful connect ends the backoff.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        transport.port = listener.local_addr().unwrap().port();
+        transport.send(b"a 1 1\n").expect("connects");
+        assert!(transport.backoff.is_none());
+        assert!(transport.is_connected());
     }
 }

@@ -1,13 +1,19 @@
 //! Lines packed into UDP datagrams.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
-use super::{host_port, Transport};
+use super::{first_address, host_port, Transport};
 
 /// Default largest datagram: fits in one 1500-byte Ethernet frame over IPv4
 /// and IPv6 without fragmentation (1500 - 40 IPv6 - 8 UDP - some tunnel room).
 pub const DEFAULT_MAX_DATAGRAM: usize = 1432;
+
+/// Largest datagram [`UdpTransport::new`] accepts: the most a UDP datagram
+/// can carry over IPv4 (65,535 - 20 IPv4 header - 8 UDP header; IPv6 allows
+/// a little more). A larger datagram fails with `EMSGSIZE` on every attempt,
+/// so its batch could never be sent.
+const MAX_DATAGRAM: usize = 65_507;
 
 /// Sends lines as UDP datagrams.
 ///
@@ -26,60 +32,47 @@ pub struct UdpTransport {
 }
 
 impl UdpTransport {
-    /// A transport to `host:port` with datagrams of at most `max_datagram` bytes.
+    /// A transport to `host:port` with datagrams of at most `max_datagram`
+    /// bytes, clamped to 1..=65,507 (the largest UDP payload over IPv4).
     pub fn new(host: impl Into<String>, port: u16, max_datagram: usize) -> UdpTransport {
         UdpTransport {
             host: host.into(),
             port,
-            max_datagram: max_datagram.max(1),
+            max_datagram: max_datagram.clamp(1, MAX_DATAGRAM),
             socket: None,
             handed_over: 0,
         }
     }
 
     fn open(&self) -> io::Result<UdpSocket> {
-        let mut last = io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} resolved to no address", self.host),
-        );
-        for addr in (self.host.as_str(), self.port).to_socket_addrs()? {
-            let local: SocketAddr = if addr.is_ipv4() {
-                "0.0.0.0:0".parse().expect("valid address")
+        first_address(&self.host, (self.host.as_str(), self.port), |addr| {
+            let local = if addr.is_ipv4() {
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
             } else {
-                "[::]:0".parse().expect("valid address")
+                SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
             };
-            match UdpSocket::bind(local).and_then(|s| s.connect(addr).map(|()| s)) {
-                Ok(socket) => return Ok(socket),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
+            let socket = UdpSocket::bind(local)?;
+            socket.connect(addr)?;
+            Ok(socket)
+        })
     }
 }
 
 /// Splits complete lines into chunks of at most `max` bytes without splitting
 /// a line; a longer line becomes a chunk of its own.
-pub(crate) fn datagrams(lines: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
+fn datagrams(lines: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
     let mut rest = lines;
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
-        let mut end = 0;
-        for (i, &b) in rest.iter().enumerate() {
-            if b == b'\n' {
-                if i + 1 > max && end > 0 {
-                    break;
-                }
-                end = i + 1;
-                if end >= max {
-                    break;
-                }
-            }
-        }
-        if end == 0 {
-            end = rest.len();
-        }
+        // The last line end within `max` bytes, else the end of the first
+        // (longer) line, else the whole rest.
+        let end = rest[..max.min(rest.len())]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .or_else(|| rest.iter().position(|&b| b == b'\n'))
+            .map_or(rest.len(), |i| i + 1);
         let (chunk, tail) = rest.split_at(end);
         rest = tail;
         Some(chunk)
@@ -120,7 +113,11 @@ impl Transport for UdpTransport {
 
 #[cfg(test)]
 mod tests {
-    use super::datagrams;
+    use std::net::{SocketAddr, UdpSocket};
+    use std::time::Duration;
+
+    use super::{datagrams, UdpTransport, MAX_DATAGRAM};
+    use crate::transport::{first_address, Transport};
 
     #[test]
     fn datagrams_never_split_lines() {
@@ -138,5 +135,67 @@ mod tests {
                 assert!(c.len() <= max || c.iter().filter(|&&b| b == b'\n').count() == 1);
             }
         }
+    }
+
+    #[test]
+    fn new_clamps_max_datagram_to_a_udp_payload() {
+        assert_eq!(UdpTransport::new("h", 1, 0).max_datagram, 1);
+        assert_eq!(UdpTransport::new("h", 1, 1432).max_datagram, 1432);
+        assert_eq!(
+            UdpTransport::new("h", 1, MAX_DATAGRAM).max_datagram,
+            MAX_DATAGRAM
+        );
+        assert_eq!(
+            UdpTransport::new("h", 1, 1 << 20).max_datagram,
+            MAX_DATAGRAM
+        );
+    }
+
+    #[test]
+    fn oversized_max_datagram_still_sends() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let port = server.local_addr().unwrap().port();
+        // 100,000 bytes of lines: one datagram would exceed the UDP limit.
+        let line = format!("{} 1 1700000000\n", "x".repeat(80));
+        let lines = line.repeat(100_000 / line.len() + 1).into_bytes();
+        assert!(lines.len() > MAX_DATAGRAM);
+        let mut transport = UdpTransport::new("127.0.0.1", port, usize::MAX);
+        transport.send(&lines).expect("send");
+        let mut received = Vec::new();
+        let mut buf = vec![0u8; 1 << 17];
+        while received.len() < lines.len() {
+            let n = server.recv(&mut buf).expect("datagram");
+            assert!(n <= MAX_DATAGRAM, "{n}-byte datagram");
+            received.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(received, lines);
+    }
+
+    #[test]
+    fn open_reports_no_address_and_the_last_error() {
+        let none: &[SocketAddr] = &[];
+        let e = first_address("nowhere", none, |_| Ok(())).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(e.to_string(), "nowhere resolved to no address");
+        let two: &[SocketAddr] = &["127.0.0.1:1".parse().unwrap(), "[::1]:2".parse().unwrap()];
+        let mut tried = Vec::new();
+        let e = first_address("h", two, |addr| -> std::io::Result<()> {
+            tried.push(addr);
+            Err(std::io::Error::other(format!("no {}", addr.port())))
+        })
+        .unwrap_err();
+        assert_eq!(tried, two);
+        assert_eq!(e.to_string(), "no 2");
+        let ok = first_address("h", two, |addr| {
+            if addr.port() == 2 {
+                Ok(addr)
+            } else {
+                Err(std::io::Error::other("no"))
+            }
+        });
+        assert_eq!(ok.unwrap(), two[1]);
     }
 }
