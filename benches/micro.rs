@@ -251,6 +251,19 @@ fn formatting(c: &mut Criterion) {
             black_box(buf.len())
         })
     });
+    // A sender with default tags (`Config::tag`) and none on the call.
+    let tagged =
+        LineFormat::new("system.bench", &[("host", "web-1"), ("env", "prod")]).expect("valid tags");
+    g.bench_function("format_into_int_default_tags", |b| {
+        b.iter(|| {
+            buf.clear();
+            n = n.wrapping_add(1);
+            tagged
+                .format_into(&mut buf, black_box("app.requests.total"), &[], n, ts)
+                .expect("valid line");
+            black_box(buf.len())
+        })
+    });
     g.finish();
 }
 
@@ -332,6 +345,7 @@ fn report(dir: &Path, since: SystemTime) {
         "peers/cadence_count",
         "format/format_into_int",
         "format/format_into_float",
+        "format/format_into_int_default_tags",
     ] {
         println!("| `{id}` | {} |", ns(get(id)));
     }

@@ -23,12 +23,10 @@ pub(crate) fn check(lit: &LitStr) -> syn::Result<()> {
 
 /// The `Display` text of `graphyte::Error::InvalidName` / `InvalidTag`.
 fn message(name: &str, e: Invalid<'_>) -> String {
-    match e {
-        Invalid::Path(reason) => format!("invalid metric name {name:?}: {reason}"),
-        Invalid::Tag { key, value, reason } => {
-            format!("invalid tag {key:?}={value:?} on metric {name:?}: {reason}")
-        }
-    }
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = validate::write_message(&mut text, name, e);
+    text
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::io;
 
+use crate::validate::{self, Invalid};
+
 /// A specialised `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -104,17 +106,14 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidName { name, reason } => {
-                write!(f, "invalid metric name {name:?}: {reason}")
+                validate::write_message(f, name, Invalid::Path(reason))
             }
             Error::InvalidTag {
                 name,
                 key,
                 value,
                 reason,
-            } => write!(
-                f,
-                "invalid tag {key:?}={value:?} on metric {name:?}: {reason}"
-            ),
+            } => validate::write_message(f, name, Invalid::Tag { key, value, reason }),
             Error::InvalidValue { name, reason } => {
                 write!(f, "invalid value for metric {name:?}: {reason}")
             }

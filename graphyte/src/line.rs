@@ -16,6 +16,8 @@
 //! source wins: the sender's default tags, tags written inline in the name
 //! (`"requests;env=prod"`), then the tags passed to the call.
 
+use std::cmp::Ordering;
+
 use crate::error::{Error, Result};
 use crate::timestamp::Timestamp;
 use crate::validate::{self, Invalid, MAX_LINE_LEN};
@@ -36,8 +38,11 @@ use crate::value::{write_int, Value};
 pub struct LineFormat {
     /// Empty, or the prefix followed by one `.`.
     prefix: String,
-    /// Validated default tags.
+    /// Validated default tags, one per key (the last one given wins).
     tags: Vec<(String, String)>,
+    /// The default tags as they go on the wire (`;env=prod;host=a`, empty
+    /// if none): all a line gets when its call has no tags of its own.
+    rendered_tags: String,
 }
 
 impl LineFormat {
@@ -46,10 +51,8 @@ impl LineFormat {
         let prefix = if prefix.is_empty() {
             String::new()
         } else {
-            validate::check_path(prefix).map_err(|reason| Error::InvalidName {
-                name: prefix.to_owned(),
-                reason,
-            })?;
+            validate::check_path(prefix)
+                .map_err(|reason| invalid(prefix, Invalid::Path(reason)))?;
             format!("{prefix}.")
         };
         let mut owned: Vec<(String, String)> = Vec::with_capacity(tags.len());
@@ -61,9 +64,20 @@ impl LineFormat {
                 None => owned.push((k.to_owned(), v.to_owned())),
             }
         }
+        // What the merge in `write_tags` makes of the default tags alone.
+        let mut sorted: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        sorted.sort_unstable_by(carbon_order);
+        let mut rendered = Vec::new();
+        write_tag_list(&mut rendered, &sorted);
+        // Whole `str`s joined by ASCII: never lossy.
+        let rendered_tags = String::from_utf8_lossy(&rendered).into_owned();
         Ok(LineFormat {
             prefix,
             tags: owned,
+            rendered_tags,
         })
     }
 
@@ -106,10 +120,7 @@ impl LineFormat {
         timestamp: Timestamp,
     ) -> Result<()> {
         let (path, inline) = validate::split_name(name);
-        validate::check_path(path).map_err(|reason| Error::InvalidName {
-            name: name.to_owned(),
-            reason,
-        })?;
+        validate::check_path(path).map_err(|reason| invalid(name, Invalid::Path(reason)))?;
         let ts = timestamp
             .checked()
             .map_err(|reason| Error::InvalidTimestamp {
@@ -119,7 +130,10 @@ impl LineFormat {
             })?;
         buf.extend_from_slice(self.prefix.as_bytes());
         buf.extend_from_slice(path.as_bytes());
-        if inline.is_some() || !tags.is_empty() || !self.tags.is_empty() {
+        if inline.is_none() && tags.is_empty() {
+            // Only the default tags (if any): already in order and checked.
+            buf.extend_from_slice(self.rendered_tags.as_bytes());
+        } else {
             self.write_tags(buf, name, inline, tags)?;
         }
         buf.push(b' ');
@@ -130,11 +144,13 @@ impl LineFormat {
                 reason,
             })?;
         buf.push(b' ');
-        write_int(buf, u64::from(ts));
+        write_int(buf, ts);
         buf.push(b'\n');
         Ok(())
     }
 
+    /// Merges the default, inline and call tags, checks the latter two, and
+    /// appends them in Carbon's order.
     fn write_tags(
         &self,
         buf: &mut Vec<u8>,
@@ -152,9 +168,8 @@ impl LineFormat {
             None => merged.push((k, v)),
         };
         if let Some(inline) = inline {
-            for tag in inline.split(';') {
-                let (k, v) = validate::split_tag(tag).map_err(|e| invalid(name, e))?;
-                validate::check_tag(k, v).map_err(|e| invalid(name, e))?;
+            for tag in validate::inline_tags(inline) {
+                let (k, v) = tag.map_err(|e| invalid(name, e))?;
                 put(k, v);
             }
         }
@@ -162,19 +177,28 @@ impl LineFormat {
             validate::check_tag(k, v).map_err(|e| invalid(name, e))?;
             put(k, v);
         }
-        // Carbon's canonical order: sorted by the ";k=v" strings.
-        merged.sort_unstable_by(|a, b| {
-            let a = a.0.bytes().chain([b'=']).chain(a.1.bytes());
-            let b = b.0.bytes().chain([b'=']).chain(b.1.bytes());
-            a.cmp(b)
-        });
-        for (k, v) in merged {
-            buf.push(b';');
-            buf.extend_from_slice(k.as_bytes());
-            buf.push(b'=');
-            buf.extend_from_slice(v.as_bytes());
-        }
+        merged.sort_unstable_by(carbon_order);
+        write_tag_list(buf, &merged);
         Ok(())
+    }
+}
+
+/// Carbon's canonical tag order: by the `k=v` strings (the `;` before each
+/// is common to all). Keys are unique by then, and a key has no `=`, so no
+/// two tags compare equal.
+fn carbon_order(a: &(&str, &str), b: &(&str, &str)) -> Ordering {
+    let a = a.0.bytes().chain([b'=']).chain(a.1.bytes());
+    let b = b.0.bytes().chain([b'=']).chain(b.1.bytes());
+    a.cmp(b)
+}
+
+/// Appends `;k=v` for each tag, in the order given.
+fn write_tag_list(buf: &mut Vec<u8>, tags: &[(&str, &str)]) {
+    for &(k, v) in tags {
+        buf.push(b';');
+        buf.extend_from_slice(k.as_bytes());
+        buf.push(b'=');
+        buf.extend_from_slice(v.as_bytes());
     }
 }
 

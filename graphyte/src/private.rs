@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use crate::aggregate::{self, registry, CountDelta, Counter, Gauge, Mode, Timer};
 use crate::error::Error;
-use crate::value::Value;
+use crate::value::{check_finite, Value};
 
 /// The clock `#[timed]` reads: the CPU's time-stamp counter where it is
 /// invariant, else the OS monotonic clock (quanta decides).
@@ -170,20 +170,14 @@ impl GaugeSite {
 #[inline]
 fn set_gauge<V: Value>(gauge: &Gauge, value: V) {
     let value = value.as_f64();
-    if value.is_finite() {
-        gauge.set(value);
-    } else {
-        refuse_value(gauge.name(), value);
+    match check_finite(value) {
+        Ok(()) => gauge.set(value),
+        Err(reason) => refuse_value(gauge.name(), reason),
     }
 }
 
 #[cold]
-fn refuse_value(name: &str, value: f64) {
-    let reason = if value.is_nan() {
-        "NaN cannot be stored by Graphite"
-    } else {
-        "infinite values cannot be sent to Graphite"
-    };
+fn refuse_value(name: &str, reason: &'static str) {
     registry().report_once(
         name,
         Error::InvalidValue {

@@ -141,15 +141,41 @@ pub fn split_tag(tag: &str) -> Result<(&str, &str), Invalid<'_>> {
     })
 }
 
+/// The inline tags of a name (the raw part after its first `;`, as
+/// [`split_name`] returns it), each split at its first `=` and checked.
+pub fn inline_tags(tags: &str) -> impl Iterator<Item = Result<(&str, &str), Invalid<'_>>> {
+    tags.split(';').map(|tag| {
+        let (key, value) = split_tag(tag)?;
+        check_tag(key, value)?;
+        Ok((key, value))
+    })
+}
+
 /// Checks a whole name: its path and any inline `;k=v` tags.
 pub fn check_name(name: &str) -> Result<(), Invalid<'_>> {
     let (path, tags) = split_name(name);
     check_path(path).map_err(Invalid::Path)?;
     if let Some(tags) = tags {
-        for tag in tags.split(';') {
-            let (key, value) = split_tag(tag)?;
-            check_tag(key, value)?;
+        for tag in inline_tags(tags) {
+            tag?;
         }
     }
     Ok(())
+}
+
+/// Writes why `name` was refused: the `Display` text of graphyte's
+/// `Error::InvalidName` (for [`Invalid::Path`]) and `Error::InvalidTag` (for
+/// [`Invalid::Tag`]), which is also the compile error of the macros.
+pub fn write_message(
+    out: &mut dyn core::fmt::Write,
+    name: &str,
+    e: Invalid<'_>,
+) -> core::fmt::Result {
+    match e {
+        Invalid::Path(reason) => write!(out, "invalid metric name {name:?}: {reason}"),
+        Invalid::Tag { key, value, reason } => write!(
+            out,
+            "invalid tag {key:?}={value:?} on metric {name:?}: {reason}"
+        ),
+    }
 }

@@ -28,7 +28,7 @@ macro_rules! integer_values {
         impl Value for $t {
             #[inline]
             fn write_value(self, buf: &mut Vec<u8>) -> Result<(), &'static str> {
-                buf.extend_from_slice(itoa::Buffer::new().format(self).as_bytes());
+                write_int(buf, self);
                 Ok(())
             }
             #[inline]
@@ -46,12 +46,7 @@ macro_rules! float_values {
         impl Value for $t {
             #[inline]
             fn write_value(self, buf: &mut Vec<u8>) -> Result<(), &'static str> {
-                if self.is_nan() {
-                    return Err("NaN cannot be stored by Graphite");
-                }
-                if self.is_infinite() {
-                    return Err("infinite values cannot be sent to Graphite");
-                }
+                check_finite(self.as_f64())?;
                 buf.extend_from_slice(ryu::Buffer::new().format_finite(self).as_bytes());
                 Ok(())
             }
@@ -64,10 +59,24 @@ macro_rules! float_values {
 }
 float_values!(f32 f64);
 
-/// Appends a decimal integer (used for timestamps).
+/// Appends a decimal integer: integer values and timestamps.
 #[inline]
-pub(crate) fn write_int(buf: &mut Vec<u8>, n: u64) {
+pub(crate) fn write_int<I: itoa::Integer>(buf: &mut Vec<u8>, n: I) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Refuses what Graphite cannot store faithfully, with the reason:
+/// NaN (Carbon drops it silently) and the infinities (they poison every
+/// function applied to the series).
+#[inline]
+pub(crate) fn check_finite(v: f64) -> Result<(), &'static str> {
+    if v.is_nan() {
+        Err("NaN cannot be stored by Graphite")
+    } else if v.is_infinite() {
+        Err("infinite values cannot be sent to Graphite")
+    } else {
+        Ok(())
+    }
 }
 
 /// Formats a value alone, for error messages and tests.

@@ -278,3 +278,56 @@ fn check_name_matches_the_formatter() {
     ));
     assert!(matches!(check_name("a b"), Err(Error::InvalidName { .. })));
 }
+
+#[test]
+fn prerendered_default_tags_match_the_merge() {
+    let sets: &[&[(&str, &str)]] = &[
+        &[],
+        &[("env", "prod")],
+        &[("host", "a"), ("env", "prod")],
+        // ';a-b=y' < ';a=x' because '-' < '=': not the order of the keys.
+        &[("a", "x"), ("a-b", "y")],
+        &[("a-b", "y"), ("a", "x")],
+        // '.' and '-' sort before '=', '_' and letters after it.
+        &[
+            ("ab", "1"),
+            ("a_b", "2"),
+            ("a", "3"),
+            ("a.b", "4"),
+            ("a-b", "5"),
+        ],
+        // A later duplicate wins, and is placed by its own value.
+        &[("k", "1"), ("k", "2")],
+        &[("k", "2"), ("j", "0"), ("k", "1")],
+        // Values may contain '=' and sort by their bytes after the key's '='.
+        &[("k", "a=b"), ("k2", "v"), ("k-", "=")],
+        &[("région", "zürich"), ("region", "x"), ("regio", "n")],
+    ];
+    for &set in sets {
+        let defaults = LineFormat::new("p", set).unwrap();
+        // The fast path: the call has neither inline nor call tags.
+        let fast = line(&defaults, "m", &[], 1).unwrap();
+        // The merge path, through the private function and through the
+        // public API with the same tags given per call.
+        let mut merged = b"p.m".to_vec();
+        defaults.write_tags(&mut merged, "m", None, &[]).unwrap();
+        merged.extend_from_slice(b" 1 12345\n");
+        assert_eq!(fast, String::from_utf8(merged).unwrap(), "{set:?}");
+        let per_call = LineFormat::new("p", &[] as &[(&str, &str)]).unwrap();
+        assert_eq!(fast, line(&per_call, "m", set, 1).unwrap(), "{set:?}");
+        // A call tag that changes nothing takes the merge path too.
+        if let Some(&last) = set.last() {
+            assert_eq!(fast, line(&defaults, "m", &[last], 1).unwrap(), "{set:?}");
+        }
+    }
+    assert_eq!(
+        line(
+            &LineFormat::new("", &[("a", "x"), ("a-b", "y")]).unwrap(),
+            "m",
+            &[],
+            1
+        )
+        .unwrap(),
+        "m;a-b=y;a=x 1 12345\n"
+    );
+}
