@@ -120,7 +120,10 @@ impl LineFormat {
         timestamp: Timestamp,
     ) -> Result<()> {
         let (path, inline) = validate::split_name(name);
-        validate::check_path(path).map_err(|reason| invalid(name, Invalid::Path(reason)))?;
+        validate::check_path(path).map_err(|reason| Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })?;
         let ts = timestamp
             .checked()
             .map_err(|reason| Error::InvalidTimestamp {
