@@ -13,18 +13,24 @@
 use std::io::{self, BufRead, BufReader};
 use std::net::TcpListener;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use graphyte::{Config, Sender, TcpTransport, Transport};
+use graphyte::{Config, SendError, Sender, TcpTransport, Transport};
 
 /// Forwards to a real transport and prints what was written.
 struct Echo(TcpTransport);
 
 impl Transport for Echo {
-    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
-        self.0.send(lines)?;
+    fn connect(&mut self, deadline: Instant) -> io::Result<()> {
+        self.0.connect(deadline)
+    }
+    fn send(&mut self, lines: &[u8], deadline: Instant) -> Result<(), SendError> {
+        self.0.send(lines, deadline)?;
         print!("{}", String::from_utf8_lossy(lines));
         Ok(())
+    }
+    fn close(&mut self) {
+        self.0.close()
     }
     fn address(&self) -> String {
         self.0.address()

@@ -5,12 +5,11 @@
 //! calls after shutdown are synchronous, one line each.
 //! One test function: the global sender can be set once per process.
 
-use std::io;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use graphyte::{count, gauge, timed, Config, Transport};
+use graphyte::{count, gauge, timed, Config, SendError, Transport};
 
 /// Captures lines; its first write blocks until released, to hold the
 /// interval thread inside its last delivery.
@@ -45,7 +44,7 @@ impl Gate {
 }
 
 impl Transport for Gate {
-    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+    fn send(&mut self, lines: &[u8], _deadline: Instant) -> Result<(), SendError> {
         let (state, cond) = &*self.0;
         let mut st = state.lock().unwrap();
         st.writing = true;

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::report::LineSource;
 use crate::transport::{Protocol, Transport};
 
 /// Default Carbon plaintext port.
@@ -61,6 +64,9 @@ pub struct Config {
     pub(crate) log_sends: bool,
     pub(crate) self_metrics: bool,
     pub(crate) transport: Option<Box<dyn Transport>>,
+    /// Lines to send besides those given to `send` (the global sender's
+    /// macro aggregates); set by [`init`](crate::init) only.
+    pub(crate) source: Option<Arc<dyn LineSource>>,
     /// A problem found while parsing `host:port`, reported by `Sender::new`.
     pub(crate) error: Option<String>,
 }
@@ -84,6 +90,7 @@ impl Config {
             log_sends: false,
             self_metrics: false,
             transport: None,
+            source: None,
             error,
         }
     }

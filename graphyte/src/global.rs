@@ -1,22 +1,129 @@
-//! The process-wide sender behind [`init`] and [`send`], in the manner of
-//! `log::set_logger`: set once, read with one atomic load. It also decides
-//! what the macros do (see [`aggregate`](crate::aggregate)): `init` sets
-//! their mode and, in interval mode, hands the sender the tick hook that
-//! sends their aggregates; `shutdown` turns them synchronous.
+//! The process-wide state behind [`init`], [`send`] and the macros, in one
+//! [`Global`] value: the global sender (set once, read with one atomic
+//! load, in the manner of `log::set_logger`), the macros' mode (what a
+//! `count!` call does now), the aggregation registry they feed, and the clock
+//! `#[timed]` reads. `init` is serialised: a call that loses a race never
+//! builds a sender. The registry reaches the sender only as a
+//! [`LineSource`]: the interval thread asks it for each interval's lines.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::aggregate::{self, registry, Mode};
+use crate::aggregate::Registry;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::queue::TickHook;
-use crate::sender::{Sender, StopHook};
+use crate::line::LineFormat;
+use crate::report::LineSource;
+use crate::sender::Sender;
 use crate::stats::Stats;
+use crate::sync::lock;
 use crate::timestamp::Timestamp;
 use crate::value::Value;
 
-static GLOBAL: OnceLock<Sender> = OnceLock::new();
+/// What a macro call does now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Mode {
+    /// Before `init`: nothing.
+    Off = 0,
+    /// Interval mode: aggregate, for the interval thread to send.
+    Aggregate = 1,
+    /// Synchronous mode (no interval, or after a stop): one line per call.
+    Sync = 2,
+}
+
+/// Everything process-wide.
+pub(crate) struct Global {
+    sender: OnceLock<Sender>,
+    /// A [`Mode`], read by every macro call.
+    mode: AtomicU8,
+    registry: OnceLock<Registry>,
+    clock: OnceLock<quanta::Clock>,
+    /// Held by `init` from its check to its end.
+    init: Mutex<()>,
+}
+
+static GLOBAL: Global = Global {
+    sender: OnceLock::new(),
+    mode: AtomicU8::new(Mode::Off as u8),
+    registry: OnceLock::new(),
+    clock: OnceLock::new(),
+    init: Mutex::new(()),
+};
+
+/// The process-wide state.
+#[inline(always)]
+pub(crate) fn global() -> &'static Global {
+    &GLOBAL
+}
+
+impl Global {
+    /// The macros' mode: one atomic load.
+    #[inline(always)]
+    pub(crate) fn mode(&self) -> Mode {
+        match self.mode.load(Ordering::Acquire) {
+            1 => Mode::Aggregate,
+            2 => Mode::Sync,
+            _ => Mode::Off,
+        }
+    }
+
+    /// Sets the macros' mode (at `init` and when the sender stops).
+    pub(crate) fn set_mode(&self, mode: Mode) {
+        self.mode.store(mode as u8, Ordering::Release);
+    }
+
+    /// The registry of the macros' series.
+    #[inline]
+    pub(crate) fn registry(&self) -> &Registry {
+        self.registry.get_or_init(Registry::default)
+    }
+
+    /// The clock `#[timed]` reads: the CPU's time-stamp counter where it is
+    /// invariant, else the OS monotonic clock (quanta decides). Calibrated
+    /// on first use (from about a millisecond up to 200 ms).
+    #[inline]
+    pub(crate) fn clock(&self) -> &quanta::Clock {
+        self.clock.get_or_init(quanta::Clock::new)
+    }
+
+    /// Sets the clock, if it was not set up yet.
+    pub(crate) fn set_clock(&self, clock: quanta::Clock) -> bool {
+        self.clock.set(clock).is_ok()
+    }
+
+    /// Whether the clock was set up (by `init`, a timed call or a mock).
+    #[cfg(test)]
+    pub(crate) fn has_clock(&self) -> bool {
+        self.clock.get().is_some()
+    }
+}
+
+/// The macros' aggregates, as a source of lines for the global sender.
+struct MacroLines;
+
+impl LineSource for MacroLines {
+    fn interval_lines(&self, start: Timestamp, format: &LineFormat, out: &mut Vec<u8>) -> usize {
+        GLOBAL.registry().drain(start, format, out, false)
+    }
+
+    /// The sender stopped (shutdown, or a direct stop): later macro calls go
+    /// synchronous, and what calls made while the interval thread delivered
+    /// its last report added is sent now, as that interval's totals.
+    fn final_lines(
+        &self,
+        start: Option<Timestamp>,
+        format: &LineFormat,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let was_aggregating = GLOBAL.mode() == Mode::Aggregate;
+        GLOBAL.set_mode(Mode::Sync);
+        match start {
+            Some(start) if was_aggregating => GLOBAL.registry().drain(start, format, out, true),
+            _ => 0,
+        }
+    }
+}
 
 /// Configures the process-wide sender. Call it once, early in `main`.
 ///
@@ -39,79 +146,49 @@ static GLOBAL: OnceLock<Sender> = OnceLock::new();
 /// # Ok(()) }
 /// ```
 pub fn init(config: impl Into<Config>) -> Result<()> {
-    if GLOBAL.get().is_some() {
+    let _serial = lock(&GLOBAL.init);
+    if GLOBAL.sender.get().is_some() {
         return Err(Error::AlreadyInitialized);
     }
-    crate::__private::prepare_clock();
-    // The hook drains the macros' registry only once this sender is the
-    // global one: a sender that lost a race with another `init` is dropped,
-    // and its last tick must not take the winner's aggregates.
-    let active = Arc::new(AtomicBool::new(false));
-    let hook: TickHook = {
-        let active = Arc::clone(&active);
-        Box::new(move |start, format, buf| {
-            if active.load(Ordering::Acquire) {
-                registry().drain(start, format, buf, false)
-            } else {
-                0
-            }
-        })
-    };
-    let config = config.into();
-    let interval = config.interval;
-    // Once the sender has stopped (shutdown, or a direct stop): later macro
-    // calls go synchronous, and what calls made while the interval thread
-    // delivered its last report added is sent now, as that interval's totals.
-    let on_stop: StopHook = {
-        let active = Arc::clone(&active);
-        Box::new(move |format, buf| {
-            if !active.load(Ordering::Acquire) {
-                return 0;
-            }
-            let was_aggregating = aggregate::mode() == Mode::Aggregate;
-            aggregate::set_mode(Mode::Sync);
-            match interval {
-                Some(interval) if was_aggregating => {
-                    registry().drain(crate::queue::interval_start(interval), format, buf, true)
-                }
-                _ => 0,
-            }
-        })
-    };
-    let sender = Sender::build(config, Some(hook), Some(on_stop))?;
-    // A racing init may have won meanwhile; ours is then dropped (and stopped).
-    GLOBAL.set(sender).map_err(|_| Error::AlreadyInitialized)?;
-    active.store(true, Ordering::Release);
-    aggregate::set_mode(match interval {
+    GLOBAL.clock();
+    let mut config = config.into();
+    let mode = match config.interval {
         Some(_) => Mode::Aggregate,
         None => Mode::Sync,
-    });
+    };
+    config.source = Some(Arc::new(MacroLines));
+    let sender = Sender::new(config)?;
+    if GLOBAL.sender.set(sender).is_err() {
+        // Only `init` sets it, and only under the lock held here.
+        return Err(Error::AlreadyInitialized);
+    }
+    GLOBAL.set_mode(mode);
     Ok(())
 }
 
 /// The process-wide sender, if [`init`] was called.
 #[inline]
 pub fn sender() -> Option<&'static Sender> {
-    GLOBAL.get()
+    GLOBAL.sender.get()
 }
 
-fn global() -> Result<&'static Sender> {
-    GLOBAL.get().ok_or(Error::NotInitialized)
+fn global_sender() -> Result<&'static Sender> {
+    GLOBAL.sender.get().ok_or(Error::NotInitialized)
 }
 
 /// Sends `name value <now>` through the global sender. See [`Sender::send`].
 pub fn send<V: Value>(name: &str, value: V) -> Result<()> {
-    global()?.send(name, value)
+    global_sender()?.send(name, value)
 }
 
 /// Sends with an explicit timestamp through the global sender. See [`Sender::send_at`].
 pub fn send_at<V: Value>(name: &str, value: V, timestamp: impl Into<Timestamp>) -> Result<()> {
-    global()?.send_at(name, value, timestamp)
+    global_sender()?.send_at(name, value, timestamp)
 }
 
 /// Sends with tags through the global sender. See [`Sender::send_tagged`].
 pub fn send_tagged<V: Value>(name: &str, value: V, tags: &[(&str, &str)]) -> Result<()> {
-    global()?.send_tagged(name, value, tags)
+    global_sender()?.send_tagged(name, value, tags)
 }
 
 /// Sends with tags and a timestamp through the global sender. See [`Sender::send_tagged_at`].
@@ -121,12 +198,12 @@ pub fn send_tagged_at<V: Value>(
     tags: &[(&str, &str)],
     timestamp: impl Into<Timestamp>,
 ) -> Result<()> {
-    global()?.send_tagged_at(name, value, tags, timestamp)
+    global_sender()?.send_tagged_at(name, value, tags, timestamp)
 }
 
 /// Delivers everything the global sender has queued. See [`Sender::flush`].
 pub fn flush() -> Result<()> {
-    global()?.flush()
+    global_sender()?.flush()
 }
 
 /// Stops the global sender's background thread after delivering everything
@@ -144,10 +221,10 @@ pub fn flush() -> Result<()> {
 /// window would cost every macro call a second atomic operation; stop the
 /// threads that use the macros first if every last call matters.
 pub fn shutdown() -> Result<()> {
-    global()?.stop()
+    global_sender()?.stop()
 }
 
 /// The global sender's counters. See [`Sender::stats`].
 pub fn stats() -> Result<Stats> {
-    Ok(global()?.stats())
+    Ok(global_sender()?.stats())
 }

@@ -63,11 +63,14 @@ extern crate self as graphyte;
 pub mod __private;
 mod aggregate;
 mod config;
+mod encoding;
 mod error;
 mod global;
 mod line;
 mod link;
+mod log_limit;
 mod queue;
+mod report;
 mod sender;
 mod stats;
 mod sync;
@@ -75,6 +78,7 @@ mod timestamp;
 mod transport;
 mod validate;
 mod value;
+mod worker;
 
 pub use aggregate::CountDelta;
 pub use config::{Config, DEFAULT_BATCH_SIZE, DEFAULT_PORT, DEFAULT_QUEUE_SIZE, DEFAULT_TIMEOUT};
@@ -87,7 +91,7 @@ pub use sender::Sender;
 pub use stats::Stats;
 pub use timestamp::Timestamp;
 pub use transport::{
-    whole_lines, CaptureTransport, Protocol, TcpTransport, Transport, UdpTransport,
+    whole_lines, CaptureTransport, Protocol, SendError, TcpTransport, Transport, UdpTransport,
     DEFAULT_MAX_DATAGRAM,
 };
 pub use validate::MAX_LINE_LEN;

@@ -26,23 +26,19 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::aggregate::{self, registry, CountDelta, Counter, Gauge, Mode, Timer};
+use crate::aggregate::{CountDelta, Counter, Gauge, Timer};
 use crate::error::Error;
+use crate::global::{global, Mode};
 use crate::value::{check_finite, Value};
-
-/// The clock `#[timed]` reads: the CPU's time-stamp counter where it is
-/// invariant, else the OS monotonic clock (quanta decides).
-static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
 
 #[inline]
 fn clock() -> &'static quanta::Clock {
-    CLOCK.get_or_init(quanta::Clock::new)
+    global().clock()
 }
 
-/// Calibrates the clock now rather than in the first timed call (`init`
-/// calls it; calibration takes from about a millisecond up to 200 ms).
-pub(crate) fn prepare_clock() {
-    clock();
+#[inline]
+fn registry() -> &'static crate::aggregate::Registry {
+    global().registry()
 }
 
 /// A clock for tests that only moves when told to.
@@ -62,7 +58,7 @@ impl MockClock {
 /// or a timed call).
 pub fn mock_clock() -> Option<MockClock> {
     let (clock, mock) = quanta::Clock::mock();
-    CLOCK.set(clock).ok().map(|()| MockClock(mock))
+    global().set_clock(clock).then(|| MockClock(mock))
 }
 
 /// Sends one line through the global sender (synchronous mode); problems
@@ -100,7 +96,7 @@ impl CounterSite {
     /// `count!(name, delta)`.
     #[inline]
     pub fn count<D: CountDelta>(&'static self, delta: D) {
-        match aggregate::mode() {
+        match global().mode() {
             Mode::Aggregate => {
                 if let Some(counter) = self.series() {
                     counter.add(delta.to_i64());
@@ -120,7 +116,7 @@ impl CounterSite {
 /// `count!(name, delta)` with a name that is not a literal: looked up (and
 /// on first use validated) per call.
 pub fn count_dyn<S: AsRef<str> + ?Sized, D: CountDelta>(name: &S, delta: D) {
-    match aggregate::mode() {
+    match global().mode() {
         Mode::Aggregate => {
             if let Some(counter) = registry().counter(name.as_ref()) {
                 counter.add(delta.to_i64());
@@ -150,7 +146,7 @@ impl GaugeSite {
     /// `gauge!(name, value)`.
     #[inline]
     pub fn set<V: Value>(&'static self, value: V) {
-        match aggregate::mode() {
+        match global().mode() {
             Mode::Aggregate => {
                 if let Some(gauge) = self.series() {
                     set_gauge(gauge, value);
@@ -189,7 +185,7 @@ fn refuse_value(name: &str, reason: &'static str) {
 
 /// `gauge!(name, value)` with a name that is not a literal.
 pub fn gauge_dyn<S: AsRef<str> + ?Sized, V: Value>(name: &S, value: V) {
-    match aggregate::mode() {
+    match global().mode() {
         Mode::Aggregate => {
             if let Some(gauge) = registry().gauge(name.as_ref()) {
                 set_gauge(gauge, value);
@@ -244,7 +240,7 @@ impl TimerSite {
     /// Starts timing: reads the clock, unless `init` was not called yet.
     #[inline]
     pub fn start(&'static self) -> TimerGuard {
-        let start = match aggregate::mode() {
+        let start = match global().mode() {
             Mode::Off => None,
             Mode::Aggregate | Mode::Sync => Some(clock().raw()),
         };
@@ -271,7 +267,7 @@ impl TimerSite {
     fn finish(&'static self, start: u64) {
         let clock = clock();
         let ns = clock.delta_as_nanos(start, clock.raw());
-        match aggregate::mode() {
+        match global().mode() {
             Mode::Aggregate => {
                 if let Some(timer) = self.series() {
                     timer.record(ns);
@@ -311,7 +307,8 @@ impl Drop for TimerGuard {
 
 #[cfg(all(test, feature = "macros"))]
 mod tests {
-    use crate::aggregate::{self, registry, Mode};
+    use super::registry;
+    use crate::global::{global, Mode};
 
     // The expansions name `::graphyte::__private`: that resolves inside
     // this crate too (`extern crate self as graphyte`).
@@ -328,16 +325,13 @@ mod tests {
     #[test]
     fn call_sites_feed_the_series_of_their_name() {
         assert_eq!(instrumented(3), 6, "before init: no effect");
-        assert!(
-            super::CLOCK.get().is_none(),
-            "the clock is not read before init"
-        );
-        aggregate::set_mode(Mode::Aggregate);
+        assert!(!global().has_clock(), "the clock is not read before init");
+        global().set_mode(Mode::Aggregate);
         assert_eq!(instrumented(4), 8);
         assert_eq!(instrumented(5), 10);
         let dynamic = String::from("unit.count");
         super::count_dyn(&dynamic, 100u8);
-        aggregate::set_mode(Mode::Off);
+        global().set_mode(Mode::Off);
         assert_eq!(instrumented(6), 12, "off again: no effect");
 
         assert_eq!(

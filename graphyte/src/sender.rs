@@ -9,15 +9,18 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::encoding::Plaintext;
 use crate::error::{Error, Result};
 use crate::line::LineFormat;
 use crate::link::Link;
-use crate::queue::{Queue, Refused, Reports, TickHook};
+use crate::queue::{Pushed, Queue, Refused};
+use crate::report::{LineSource, Reports};
 use crate::stats::Stats;
 use crate::sync::lock;
 use crate::timestamp::Timestamp;
 use crate::transport::{Protocol, TcpTransport, Transport, UdpTransport};
 use crate::value::Value;
+use crate::worker::{interval_start, Worker};
 
 /// How often a failing synchronous sender repeats its error in the log.
 const SYNC_LOG_PERIOD: Duration = Duration::from_secs(10);
@@ -62,7 +65,10 @@ pub struct Sender {
 struct Inner {
     format: Arc<LineFormat>,
     link: Arc<Link>,
-    queue: Option<Arc<Queue>>,
+    /// The queue and its thread, in interval mode.
+    worker: Option<Arc<Worker>>,
+    /// Lines to send besides those given to `send` (the macros' aggregates).
+    source: Option<Arc<dyn LineSource>>,
     /// Held for the whole of a stop, so a concurrent `stop` waits for the
     /// first one to finish instead of returning while lines are still queued.
     stopping: Mutex<Stopping>,
@@ -73,14 +79,9 @@ struct Inner {
 
 /// What stopping uses up.
 struct Stopping {
-    worker: Option<JoinHandle<()>>,
-    on_stop: Option<StopHook>,
+    thread: Option<JoinHandle<()>>,
     done: bool,
 }
-
-/// Runs once, after the sender has stopped: appends lines to send now,
-/// synchronously, and returns how many.
-pub(crate) type StopHook = Box<dyn FnOnce(&LineFormat, &mut Vec<u8>) -> usize + Send>;
 
 impl Sender {
     /// Makes a sender. Validates the prefix, the default tags and the
@@ -88,17 +89,7 @@ impl Sender {
     /// down now does not make this fail. In interval mode, starts the
     /// background thread.
     pub fn new(config: impl Into<Config>) -> Result<Sender> {
-        Sender::build(config.into(), None, None)
-    }
-
-    /// Makes a sender whose interval thread also runs `hook` at the end of
-    /// every interval, and which runs `on_stop` once it has stopped (the
-    /// global sender uses them to report macro aggregates).
-    pub(crate) fn build(
-        config: Config,
-        hook: Option<TickHook>,
-        on_stop: Option<StopHook>,
-    ) -> Result<Sender> {
+        let config = config.into();
         if let Some(error) = config.error {
             return Err(Error::InvalidConfig(error));
         }
@@ -117,22 +108,27 @@ impl Sender {
             },
         };
         let log_period = config.interval.unwrap_or(SYNC_LOG_PERIOD);
-        let link = Arc::new(Link::new(transport, config.log_sends, log_period));
-        let (queue, worker) = match config.interval {
+        let link = Arc::new(Link::new(
+            transport,
+            Box::new(Plaintext),
+            config.timeout,
+            config.log_sends,
+            log_period,
+        ));
+        let (worker, thread) = match config.interval {
             Some(interval) => {
-                let reports = Reports {
-                    format: Arc::clone(&format),
-                    hook,
-                    self_metrics: config.self_metrics,
-                };
-                let (queue, worker) = Queue::start(
-                    Arc::clone(&link),
-                    reports,
-                    interval,
+                let queue = Queue::new(
                     config.queue_size,
                     config.batch_size,
-                )?;
-                (Some(queue), Some(worker))
+                    interval.max(Duration::from_secs(1)),
+                );
+                let reports = Reports::new(
+                    Arc::clone(&format),
+                    config.source.clone(),
+                    config.self_metrics,
+                );
+                let (worker, thread) = Worker::start(queue, interval, Arc::clone(&link), reports)?;
+                (Some(worker), Some(thread))
             }
             None => (None, None),
         };
@@ -140,10 +136,10 @@ impl Sender {
             inner: Arc::new(Inner {
                 format,
                 link,
-                queue,
+                worker,
+                source: config.source,
                 stopping: Mutex::new(Stopping {
-                    worker,
-                    on_stop,
+                    thread,
                     done: false,
                 }),
                 stopped: AtomicBool::new(false),
@@ -216,11 +212,15 @@ impl Sender {
     /// Queues (interval mode) or writes one complete line. Once the queue
     /// has stopped, it refuses the line and it is written synchronously.
     fn deliver(&self, line: &[u8]) -> Result<()> {
-        if let Some(queue) = &self.inner.queue {
-            match queue.push(line, &self.inner.link.counters) {
-                Ok(()) => return Ok(()),
+        if let Some(worker) = &self.inner.worker {
+            match worker.queue().push(line, &self.inner.link.counters) {
+                Ok(Pushed::Queued) => return Ok(()),
+                Ok(Pushed::HalfFull) => {
+                    worker.wake();
+                    return Ok(());
+                }
                 Err(Refused::Full(e)) => return Err(e),
-                Err(Refused::Stopped) => {}
+                Err(Refused::Closed) => {}
             }
         }
         self.inner.link.write(line, 1)
@@ -239,24 +239,24 @@ impl Sender {
     /// The interval, if this sender queues sends for a background thread.
     pub fn interval(&self) -> Option<Duration> {
         self.inner
-            .queue
+            .worker
             .as_ref()
             .filter(|_| !self.inner.stopped.load(Ordering::Acquire))
-            .map(|queue| queue.interval())
+            .map(|worker| worker.interval())
     }
 
     /// Counters since the sender was made: lines sent, dropped, write errors,
     /// reconnects, and the lines queued now.
     pub fn stats(&self) -> Stats {
-        let queued = self.inner.queue.as_ref().map_or(0, |q| q.len());
+        let queued = self.inner.worker.as_ref().map_or(0, |w| w.queue().len());
         self.inner.link.stats(queued)
     }
 
     /// Interval mode: writes everything queued now and waits until it is
     /// delivered, for at most the configured timeout. A no-op in sync mode.
     pub fn flush(&self) -> Result<()> {
-        match &self.inner.queue {
-            Some(queue) => queue.flush(self.inner.timeout),
+        match &self.inner.worker {
+            Some(worker) => worker.flush(self.inner.timeout),
             None => Ok(()),
         }
     }
@@ -277,15 +277,16 @@ impl Inner {
         if std::mem::replace(&mut stopping.done, true) {
             return Ok(());
         }
-        let lost = match (&self.queue, stopping.worker.take()) {
-            (Some(queue), Some(worker)) => queue.stop(self.timeout, worker, &self.link.counters),
+        let lost = match (&self.worker, stopping.thread.take()) {
+            (Some(worker), Some(thread)) => worker.stop(self.timeout, thread, &self.link.counters),
             _ => 0,
         };
         self.stopped.store(true, Ordering::Release);
-        let late = match stopping.on_stop.take() {
-            Some(on_stop) => {
+        let late = match &self.source {
+            Some(source) => {
+                let start = self.worker.as_ref().map(|w| interval_start(w.interval()));
                 let mut buf = Vec::new();
-                match on_stop(&self.format, &mut buf) {
+                match source.final_lines(start, &self.format, &mut buf) {
                     0 => Ok(()),
                     lines => self.link.write(&buf, lines),
                 }

@@ -311,7 +311,7 @@ struct Recorder {
 }
 
 impl graphyte::Transport for Recorder {
-    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+    fn send(&mut self, lines: &[u8], _deadline: Instant) -> Result<(), graphyte::SendError> {
         assert!(!self.panics, "a transport bug");
         std::thread::sleep(self.delay);
         self.got.lock().unwrap().0 += std::str::from_utf8(lines).unwrap();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use graphyte::{TcpTransport, Transport};
+use graphyte::{SendError, TcpTransport, Transport};
 
 /// The duration of every call timed, for percentiles.
 #[derive(Default, Clone)]
@@ -254,9 +254,9 @@ impl RecordingTcp {
 }
 
 impl Transport for RecordingTcp {
-    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+    fn send(&mut self, lines: &[u8], deadline: Instant) -> Result<(), SendError> {
         let started = Instant::now();
-        let result = self.inner.send(lines);
+        let result = self.inner.send(lines, deadline);
         let write = Write {
             started,
             finished: Instant::now(),
@@ -274,12 +274,12 @@ impl Transport for RecordingTcp {
         self.inner.address()
     }
 
-    fn close(&mut self) {
-        self.inner.close()
+    fn connect(&mut self, deadline: Instant) -> io::Result<()> {
+        self.inner.connect(deadline)
     }
 
-    fn reconnects(&self) -> u64 {
-        self.inner.reconnects()
+    fn close(&mut self) {
+        self.inner.close()
     }
 }
 

@@ -6,14 +6,13 @@
 //! path never touches the registry; only names that are not literals are
 //! looked up per call (a read lock and a hash).
 //!
-//! The registry does not depend on the sender: [`mode`] says what a macro
-//! call does, set by [`init`](crate::init) and
-//! [`shutdown`](crate::shutdown):
-//!
-//! * [`Mode::Off`] (before `init`): nothing, at the cost of one atomic load;
-//! * [`Mode::Aggregate`] (interval mode): update the series; the sender's
-//!   interval thread calls [`Registry::drain`] at the end of every interval;
-//! * [`Mode::Sync`] (no interval, or after `shutdown`): send one line per call.
+//! The registry knows no sender and no socket. The process-wide one lives in
+//! [`Global`](crate::global::Global), with the mode that says what a macro
+//! call does (set by [`init`](crate::init) and [`shutdown`](crate::shutdown)):
+//! nothing before `init`; update the series in interval mode, where the
+//! sender's interval thread asks for [`Registry::drain`] at the end of every
+//! interval (through a [`LineSource`](crate::report::LineSource)); send one
+//! line per call in synchronous mode.
 //!
 //! # What a drain sends
 //! Every line carries the interval's start (Unix seconds, aligned to the
@@ -34,8 +33,7 @@ mod timer;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::{Mutex, RwLock};
 
 pub use counter::CountDelta;
 pub(crate) use counter::Counter;
@@ -48,35 +46,6 @@ use crate::sync::{lock, read, write};
 use crate::timestamp::Timestamp;
 use crate::value::Value;
 use timer::Summary;
-
-/// What a macro call does now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Mode {
-    /// Before `init`: nothing.
-    Off = 0,
-    /// Interval mode: aggregate, for the interval thread to send.
-    Aggregate = 1,
-    /// Synchronous mode: one line per call.
-    Sync = 2,
-}
-
-static MODE: AtomicU8 = AtomicU8::new(Mode::Off as u8);
-
-/// The current mode: one atomic load.
-#[inline(always)]
-pub(crate) fn mode() -> Mode {
-    match MODE.load(Ordering::Acquire) {
-        1 => Mode::Aggregate,
-        2 => Mode::Sync,
-        _ => Mode::Off,
-    }
-}
-
-/// Sets the mode (at `init` and `shutdown`).
-pub(crate) fn set_mode(mode: Mode) {
-    MODE.store(mode as u8, Ordering::Release);
-}
 
 /// The most invalid names remembered so that each is logged only once.
 const MAX_REPORTED: usize = 1024;
@@ -130,12 +99,6 @@ struct Sent {
     total: i64,
     last_gauge: Option<u64>,
     summary: Summary,
-}
-
-/// The process-wide registry.
-pub(crate) fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Registry::default)
 }
 
 /// Lines appended by one drain, and the problems to log once it is done.

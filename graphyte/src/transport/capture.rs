@@ -2,8 +2,9 @@
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
-use super::Transport;
+use super::{SendError, Transport};
 
 /// Keeps every batch in memory instead of sending it: a test double for
 /// code that sends metrics. Clones share the same buffer, so keep one clone
@@ -78,10 +79,10 @@ fn lines_of(bytes: &[u8]) -> Vec<String> {
 }
 
 impl Transport for CaptureTransport {
-    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
+    fn send(&mut self, lines: &[u8], _deadline: Instant) -> Result<(), SendError> {
         let mut captured = self.lock();
         if let Some(kind) = captured.fail {
-            return Err(io::Error::new(kind, "capture transport set to fail"));
+            return Err(io::Error::new(kind, "capture transport set to fail").into());
         }
         captured.bytes.extend_from_slice(lines);
         captured.batches += 1;
@@ -101,8 +102,9 @@ mod tests {
     #[test]
     fn lines_and_take_lines_agree() {
         let capture = CaptureTransport::new();
-        capture.clone().send(b"a 1 1\nb 2 2\n").unwrap();
-        capture.clone().send(b"c \xff 3\r\n").unwrap();
+        let deadline = std::time::Instant::now();
+        capture.clone().send(b"a 1 1\nb 2 2\n", deadline).unwrap();
+        capture.clone().send(b"c \xff 3\r\n", deadline).unwrap();
         let lines = capture.lines();
         assert_eq!(lines, ["a 1 1", "b 2 2", "c \u{fffd} 3"]);
         assert_eq!(capture.batches(), 2);

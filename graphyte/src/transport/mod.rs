@@ -1,4 +1,8 @@
-//! Where formatted lines go: the [`Transport`] trait and its implementations.
+//! Connections: the [`Transport`] trait and its implementations. A transport
+//! moves bytes to a server and knows nothing of metrics; the sender decides
+//! what the bytes are (the [encoding](crate::encoding)), when to connect,
+//! how long to back off after a failed connect, what to resend after a
+//! failed send, and counts all of it.
 //!
 //! [`TcpTransport`] (the default) keeps one persistent connection;
 //! [`UdpTransport`] packs lines into datagrams; [`CaptureTransport`] keeps
@@ -13,101 +17,136 @@ pub use capture::CaptureTransport;
 pub use tcp::TcpTransport;
 pub use udp::{UdpTransport, DEFAULT_MAX_DATAGRAM};
 
+use std::error::Error as StdError;
+use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Instant;
 
-/// Delivers batches of complete Carbon lines.
+/// Delivers bytes to a server: one connection, opened and closed when the
+/// sender says so.
 ///
-/// A sender calls [`send`](Transport::send) with one or more complete lines,
-/// each ending in `\n`, never a partial line; in interval mode a batch holds at
-/// most [`Config::batch_size`](crate::Config::batch_size) lines. Calls are
-/// never concurrent (the sender serialises them).
+/// The sender calls [`connect`](Transport::connect) before the first send
+/// and again after any failed send (it closes the connection first), waiting
+/// between failed connects (100 ms, doubling up to 10 s; a send during that
+/// wait fails at once); then [`send`](Transport::send) with one or more
+/// complete Carbon lines, each ending in `\n` (in interval mode at most
+/// [`Config::batch_size`](crate::Config::batch_size) of them). Calls are never
+/// concurrent. Every call gets the deadline by which it must return.
 ///
-/// Return `Ok` only once the whole batch has been handed over. After an
-/// `Err` the sender keeps the batch queued (interval mode) and calls `send`
-/// again later with the same lines, so a transport should reconnect on its
-/// own the next time it is called.
+/// A send that fails says, in its [`SendError`], how many leading bytes went
+/// out: the lines among them that went out whole are counted as sent and
+/// never sent again; the rest stay queued (interval mode) and are sent again
+/// after a reconnect. A send that finds the connection gone before writing
+/// anything returns an error of kind [`NotConnected`](io::ErrorKind::NotConnected):
+/// the sender then reconnects and retries at once.
+///
+/// A transport of your own is a few lines:
 ///
 /// ```
-/// use std::io;
+/// use std::time::Instant;
+/// use graphyte::{SendError, Transport};
+///
 /// /// Prints every batch instead of sending it.
 /// struct Print;
-/// impl graphyte::Transport for Print {
-///     fn send(&mut self, lines: &[u8]) -> io::Result<()> {
-///         print!("{}", String::from_utf8_lossy(lines));
+///
+/// impl Transport for Print {
+///     fn send(&mut self, bytes: &[u8], _deadline: Instant) -> Result<(), SendError> {
+///         print!("{}", String::from_utf8_lossy(bytes));
 ///         Ok(())
 ///     }
 ///     fn address(&self) -> String {
 ///         "stdout".into()
 ///     }
 /// }
+///
 /// let sender = graphyte::Sender::new(graphyte::Config::new("unused").transport(Print))?;
 /// sender.send_at("foo.bar", 42, 1_700_000_000)?; // prints "foo.bar 42 1700000000"
 /// # Ok::<(), graphyte::Error>(())
 /// ```
 pub trait Transport: Send + 'static {
-    /// Delivers `lines`: one or more complete `\n`-terminated lines.
-    fn send(&mut self, lines: &[u8]) -> io::Result<()>;
+    /// Writes all of `bytes` by `deadline`. On failure, says how many
+    /// leading bytes were handed over before it (`SendError::new(0, e)`, or
+    /// `?` on an [`io::Error`], when none were).
+    fn send(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), SendError>;
 
-    /// Where the lines go, for logs and [`Error::Io`](crate::Error::Io) (`host:port`).
+    /// Where the bytes go, for logs and [`Error::Io`](crate::Error::Io) (`host:port`).
     fn address(&self) -> String;
 
-    /// Releases connections; called once when the sender stops. The sender
-    /// may still call `send` afterwards (sends after a stop are synchronous).
-    fn close(&mut self) {}
-
-    /// Like [`send`](Transport::send), but returns by `deadline` (the sender
-    /// is stopping and its timeout runs out then). The default ignores the
-    /// deadline and calls `send`.
-    #[doc(hidden)]
-    fn send_before(&mut self, lines: &[u8], deadline: Instant) -> io::Result<()> {
+    /// Opens the connection by `deadline`: called before the first send, and
+    /// after a failed one. Default: there is nothing to open.
+    fn connect(&mut self, deadline: Instant) -> io::Result<()> {
         let _ = deadline;
-        self.send(lines)
+        Ok(())
     }
 
-    /// After `send` returned an error: how many leading bytes of that batch
-    /// were handed over before the failure. The sender then resends only the
-    /// lines that were not handed over whole (a line cut by the failure is
-    /// resent whole; Carbon drops the fragment left on the dead connection,
-    /// which lacks its newline), so no line arrives twice; [`whole_lines`]
-    /// says which those are. Default: 0, the whole batch is resent.
-    fn handed_over(&self) -> usize {
-        0
-    }
-
-    /// How many times the transport re-opened a connection after losing one
-    /// (reported in [`Stats::reconnects`](crate::Stats::reconnects)). Default: 0.
-    fn reconnects(&self) -> u64 {
-        0
-    }
+    /// Drops the connection: after a failed send, and once when the sender
+    /// stops (which may still send afterwards: sends after a stop are
+    /// synchronous, and reconnect).
+    fn close(&mut self) {}
 }
 
 impl Transport for Box<dyn Transport> {
-    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
-        (**self).send(lines)
+    fn send(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), SendError> {
+        (**self).send(bytes, deadline)
     }
     fn address(&self) -> String {
         (**self).address()
     }
+    fn connect(&mut self, deadline: Instant) -> io::Result<()> {
+        (**self).connect(deadline)
+    }
     fn close(&mut self) {
         (**self).close()
     }
-    fn reconnects(&self) -> u64 {
-        (**self).reconnects()
+}
+
+/// Why a [`Transport::send`] failed, and how far it got.
+#[derive(Debug)]
+pub struct SendError {
+    /// Leading bytes of the batch handed over before the failure.
+    pub written: usize,
+    /// What went wrong.
+    pub source: io::Error,
+}
+
+impl SendError {
+    /// A failure after `written` bytes.
+    pub fn new(written: usize, source: io::Error) -> SendError {
+        SendError { written, source }
     }
-    fn handed_over(&self) -> usize {
-        (**self).handed_over()
-    }
-    fn send_before(&mut self, lines: &[u8], deadline: Instant) -> io::Result<()> {
-        (**self).send_before(lines, deadline)
+
+    /// The connection was found closed before anything was written: the
+    /// sender reconnects and retries at once.
+    pub fn not_connected(why: impl Into<Box<dyn StdError + Send + Sync>>) -> SendError {
+        SendError::new(0, io::Error::new(io::ErrorKind::NotConnected, why))
     }
 }
 
-/// After a failed [`Transport::send`] of `batch` that handed over its first
-/// `handed_over` bytes: the bytes and the number of the lines among them
-/// that went out whole. Those need no resending; the rest of the batch,
-/// starting with any line cut short, does.
+impl From<io::Error> for SendError {
+    /// A failure before anything was written.
+    fn from(source: io::Error) -> SendError {
+        SendError::new(0, source)
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (after {} bytes)", self.source, self.written)
+    }
+}
+
+impl StdError for SendError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// After a failed send of `batch` that handed over its first `handed_over`
+/// bytes: the bytes and the number of the lines among them that went out
+/// whole. Those need no resending; the rest of the batch, starting with any
+/// line cut short, does (Carbon drops the fragment left on the dead
+/// connection, which lacks its newline), so no line arrives twice.
 ///
 /// ```
 /// let batch = b"a 1 1\nb 2 2\nc 3 3\n";
@@ -144,6 +183,11 @@ pub(crate) fn host_port(host: &str, port: u16) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+/// An error for a deadline that has passed before an operation began.
+pub(crate) fn deadline_passed() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the deadline passed")
 }
 
 /// Resolves `addrs` and calls `attempt` on each address in turn until one

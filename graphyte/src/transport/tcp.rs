@@ -1,50 +1,32 @@
-//! One persistent TCP connection, opened lazily and re-opened after errors.
+//! One persistent TCP connection.
 
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use super::{first_address, host_port, Transport};
+use super::{deadline_passed, first_address, host_port, SendError, Transport};
 
-/// First wait after a failed connect; doubles on each further failure.
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest wait between two connection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Shortest timeout: the socket rejects a zero write timeout.
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// Sends lines over one persistent TCP connection.
 ///
-/// The connection is opened on the first send, reused for every later one,
-/// and dropped after any error; the next send reconnects, resolving the host
-/// again (so DNS changes are followed). Before each write it checks, without
-/// blocking, that the server has not closed the connection, so lines are not
-/// written into a connection that is already dead. After a failed connect, further
-/// attempts wait 100 ms, then 200 ms, ... up to 10 s; a send during that wait
-/// fails at once instead of blocking the caller. One send never takes longer
-/// than the timeout, however slowly the server reads.
+/// The sender opens the connection before the first send, reuses it for
+/// every later one, and re-opens it after any error, resolving the host
+/// again (so DNS changes are followed). Before each write the transport
+/// checks, without blocking, that the server has not closed the connection,
+/// so lines are not written into a connection that is already dead. No
+/// connect or write takes longer than the timeout or goes past the
+/// deadline of its call, however slowly the server reads.
+///
+/// Used on its own, [`send`](Transport::send) connects when there is no
+/// connection.
 #[derive(Debug)]
 pub struct TcpTransport {
     host: String,
     port: u16,
     timeout: Duration,
     stream: Option<TcpStream>,
-    /// Set after a failed connect, cleared by a successful one.
-    backoff: Option<Backoff>,
-    connects: u64,
-    /// Bytes of the last failed batch written before the failure.
-    handed_over: usize,
-}
-
-/// The wait after a failed connect.
-#[derive(Debug)]
-struct Backoff {
-    /// No connect is attempted before this.
-    retry_at: Instant,
-    /// How long this wait is; the next one is twice as long, up to `MAX_BACKOFF`.
-    delay: Duration,
-    /// Why the last connect failed.
-    last_error: String,
 }
 
 impl TcpTransport {
@@ -56,9 +38,6 @@ impl TcpTransport {
             port,
             timeout: timeout.max(MIN_TIMEOUT),
             stream: None,
-            backoff: None,
-            connects: 0,
-            handed_over: 0,
         }
     }
 
@@ -67,48 +46,13 @@ impl TcpTransport {
         self.stream.is_some()
     }
 
-    /// Connects within `limit` (at most the timeout), unless a failed
-    /// connect's backoff is still running.
-    fn connect(&mut self, limit: Duration) -> io::Result<TcpStream> {
-        if let Some(backoff) = &self.backoff {
-            let now = Instant::now();
-            if now < backoff.retry_at {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    format!(
-                        "not connected, next attempt in {} ms (last error: {})",
-                        (backoff.retry_at - now).as_millis(),
-                        backoff.last_error
-                    ),
-                ));
-            }
+    /// The time a call may take: the timeout, cut short by `deadline`.
+    fn limit(&self, deadline: Instant) -> io::Result<Duration> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(deadline_passed());
         }
-        match self.try_connect(limit) {
-            Ok(stream) => {
-                self.connects += 1;
-                self.backoff = None;
-                Ok(stream)
-            }
-            Err(e) => {
-                let delay = self
-                    .backoff
-                    .as_ref()
-                    .map_or(MIN_BACKOFF, |b| (b.delay * 2).min(MAX_BACKOFF));
-                self.backoff = Some(Backoff {
-                    retry_at: Instant::now() + delay,
-                    delay,
-                    last_error: e.to_string(),
-                });
-                Err(e)
-            }
-        }
-    }
-
-    fn try_connect(&self, limit: Duration) -> io::Result<TcpStream> {
-        let stream = connect_within(&self.host, (self.host.as_str(), self.port), limit)?;
-        stream.set_write_timeout(Some(self.timeout))?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
+        Ok(left.min(self.timeout))
     }
 }
 
@@ -234,57 +178,40 @@ fn peer_closed(stream: &TcpStream) -> bool {
     stream.set_nonblocking(false).is_err() || closed
 }
 
-impl TcpTransport {
-    /// Sends `lines`, taking at most `limit` (connect, then write).
-    fn send_within(&mut self, lines: &[u8], limit: Duration) -> io::Result<()> {
-        self.handed_over = 0;
-        if self.stream.as_ref().is_some_and(peer_closed) {
-            log::debug!(target: "graphyte", "{} closed the connection; reconnecting", self.address());
-            self.stream = None;
-        }
-        let mut left = limit;
-        if self.stream.is_none() {
-            let started = Instant::now();
-            self.stream = Some(self.connect(limit)?);
-            left = limit.saturating_sub(started.elapsed());
-        }
-        let stream = self.stream.as_mut().expect("connected above");
-        if let Err((written, e)) = write_all_within(stream, lines, self.timeout, left) {
-            // The connection is in an unknown state: drop it and reconnect next time.
-            self.handed_over = written;
-            self.stream = None;
-            return Err(e);
-        }
+impl Transport for TcpTransport {
+    fn connect(&mut self, deadline: Instant) -> io::Result<()> {
+        self.close();
+        let limit = self.limit(deadline)?;
+        let stream = connect_within(&self.host, (self.host.as_str(), self.port), limit)?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        stream.set_nodelay(true)?;
+        self.stream = Some(stream);
         Ok(())
     }
-}
 
-impl Transport for TcpTransport {
-    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
-        self.send_within(lines, self.timeout)
-    }
-
-    fn send_before(&mut self, lines: &[u8], deadline: Instant) -> io::Result<()> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the sender's stop timeout passed",
-            ));
+    fn send(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), SendError> {
+        match &self.stream {
+            None => self.connect(deadline)?,
+            Some(stream) if peer_closed(stream) => {
+                self.stream = None;
+                return Err(SendError::not_connected(format!(
+                    "{} closed the connection",
+                    self.address()
+                )));
+            }
+            Some(_) => {}
         }
-        self.send_within(lines, left.min(self.timeout))
-    }
-
-    fn handed_over(&self) -> usize {
-        self.handed_over
+        let limit = self.limit(deadline)?;
+        let stream = self.stream.as_mut().expect("connected above");
+        write_all_within(stream, bytes, self.timeout, limit).map_err(|(written, e)| {
+            // The connection is in an unknown state: the next send reconnects.
+            self.stream = None;
+            SendError::new(written, e)
+        })
     }
 
     fn address(&self) -> String {
         host_port(&self.host, self.port)
-    }
-
-    fn reconnects(&self) -> u64 {
-        self.connects.saturating_sub(1)
     }
 
     fn close(&mut self) {
@@ -300,14 +227,8 @@ mod tests {
     use std::net::{SocketAddr, TcpListener};
     use std::time::{Duration, Instant};
 
-    use super::{connect_within, TcpTransport, MAX_BACKOFF, MIN_BACKOFF};
+    use super::{connect_within, TcpTransport};
     use crate::transport::Transport;
-
-    /// A port nothing listens on: connects to it are refused at once.
-    fn refused_port() -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    }
 
     #[test]
     fn zero_timeout_is_floored_at_one_millisecond() {
@@ -317,8 +238,9 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut transport = TcpTransport::new("127.0.0.1", port, Duration::ZERO);
-        if let Err(e) = transport.send(b"a 1 1\n") {
-            assert_ne!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        if let Err(e) = transport.send(b"a 1 1\n", deadline) {
+            assert_ne!(e.source.kind(), io::ErrorKind::InvalidInput, "{e}");
         }
     }
 
@@ -350,54 +272,41 @@ mod tests {
         // Each address with the full limit would take 3 x 500 ms.
         assert!(took < limit * 2, "took {took:?} for a {limit:?} limit");
     }
+}
+
+#[cfg(test)]
+mod peer_tests {
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    use super::TcpTransport;
+    use crate::transport::Transport;
 
     #[test]
-    fn failed_connects_back_off_from_100_ms_to_10_s() {
-        let mut transport = TcpTransport::new("127.0.0.1", refused_port(), Duration::from_secs(1));
-        let mut delays = Vec::new();
-        for _ in 0..10 {
-            let e = transport.send(b"a 1 1\n").unwrap_err();
-            assert_ne!(e.kind(), io::ErrorKind::NotConnected, "{e}");
-            let backoff = transport.backoff.as_mut().expect("backing off");
-            delays.push(backoff.delay);
-            // During the wait a send fails at once, naming the last error.
-            let last_error = backoff.last_error.clone();
-            let e = transport.send(b"a 1 1\n").unwrap_err();
-            assert_eq!(e.kind(), io::ErrorKind::NotConnected);
-            let message = e.to_string();
-            assert!(
-                message.starts_with("not connected, next attempt in "),
-                "{message}"
-            );
-            assert!(
-                message.ends_with(&format!(" ms (last error: {last_error})")),
-                "{message}"
-            );
-            // Skip the wait.
-            transport.backoff.as_mut().unwrap().retry_at = Instant::now();
-        }
-        let ms = |ms| Duration::from_millis(ms);
-        assert_eq!(delays[0], MIN_BACKOFF);
-        assert_eq!(
-            delays,
-            [
-                ms(100),
-                ms(200),
-                ms(400),
-                ms(800),
-                ms(1600),
-                ms(3200),
-                ms(6400),
-                MAX_BACKOFF,
-                MAX_BACKOFF,
-                MAX_BACKOFF
-            ]
-        );
-        // A successful connect ends the backoff.
+    fn a_connection_the_server_closed_is_reported_before_writing() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        transport.port = listener.local_addr().unwrap().port();
-        transport.send(b"a 1 1\n").expect("connects");
-        assert!(transport.backoff.is_none());
-        assert!(transport.is_connected());
+        let port = listener.local_addr().unwrap().port();
+        let mut transport = TcpTransport::new("127.0.0.1", port, Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        transport.connect(deadline).unwrap();
+        let (mut accepted, _) = listener.accept().unwrap();
+        transport.send(b"a 1 1\n", deadline).unwrap();
+        let mut got = [0u8; 6];
+        accepted.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"a 1 1\n");
+        drop(accepted);
+        // The FIN arrives at once on loopback; give it a moment anyway.
+        let started = Instant::now();
+        let e = loop {
+            match transport.send(b"b 2 2\n", deadline) {
+                Err(e) => break e,
+                Ok(()) => assert!(started.elapsed() < Duration::from_secs(5), "never noticed"),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(e.written, 0);
+        assert_eq!(e.source.kind(), std::io::ErrorKind::NotConnected, "{e}");
+        assert!(!transport.is_connected());
     }
 }

@@ -2,8 +2,9 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::Instant;
 
-use super::{first_address, host_port, Transport};
+use super::{first_address, host_port, SendError, Transport};
 
 /// Default largest datagram: fits in one 1500-byte Ethernet frame over IPv4
 /// and IPv6 without fragmentation (1500 - 40 IPv6 - 8 UDP - some tunnel room).
@@ -19,16 +20,15 @@ const MAX_DATAGRAM: usize = 65_507;
 ///
 /// A batch is split into datagrams of at most `max_datagram` bytes at line
 /// boundaries: a line is never split. A single line longer than the limit goes
-/// alone in its own datagram. The host is resolved when the socket is created
-/// and again after any error.
+/// alone in its own datagram. The host is resolved when the socket is opened
+/// (at connect) and again after any error. A failed send reports the whole
+/// datagrams that went out, so the lines in them are not sent twice.
 #[derive(Debug)]
 pub struct UdpTransport {
     host: String,
     port: u16,
     max_datagram: usize,
     socket: Option<UdpSocket>,
-    /// Bytes of the last failed batch sent (whole datagrams) before the failure.
-    handed_over: usize,
 }
 
 impl UdpTransport {
@@ -40,7 +40,6 @@ impl UdpTransport {
             port,
             max_datagram: max_datagram.clamp(1, MAX_DATAGRAM),
             socket: None,
-            handed_over: 0,
         }
     }
 
@@ -80,26 +79,25 @@ fn datagrams(lines: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
 }
 
 impl Transport for UdpTransport {
-    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
-        self.handed_over = 0;
+    fn connect(&mut self, _deadline: Instant) -> io::Result<()> {
+        self.socket = Some(self.open()?);
+        Ok(())
+    }
+
+    fn send(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), SendError> {
         if self.socket.is_none() {
-            self.socket = Some(self.open()?);
+            self.connect(deadline)?;
         }
         let socket = self.socket.as_ref().expect("opened above");
         let mut sent = 0;
-        for datagram in datagrams(lines, self.max_datagram) {
+        for datagram in datagrams(bytes, self.max_datagram) {
             if let Err(e) = socket.send(datagram) {
-                self.handed_over = sent;
                 self.socket = None;
-                return Err(e);
+                return Err(SendError::new(sent, e));
             }
             sent += datagram.len();
         }
         Ok(())
-    }
-
-    fn handed_over(&self) -> usize {
-        self.handed_over
     }
 
     fn address(&self) -> String {
@@ -114,7 +112,7 @@ impl Transport for UdpTransport {
 #[cfg(test)]
 mod tests {
     use std::net::{SocketAddr, UdpSocket};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use super::{datagrams, UdpTransport, MAX_DATAGRAM};
     use crate::transport::{first_address, Transport};
@@ -163,7 +161,9 @@ mod tests {
         let lines = line.repeat(100_000 / line.len() + 1).into_bytes();
         assert!(lines.len() > MAX_DATAGRAM);
         let mut transport = UdpTransport::new("127.0.0.1", port, usize::MAX);
-        transport.send(&lines).expect("send");
+        transport
+            .send(&lines, Instant::now() + Duration::from_secs(5))
+            .expect("send");
         let mut received = Vec::new();
         let mut buf = vec![0u8; 1 << 17];
         while received.len() < lines.len() {
