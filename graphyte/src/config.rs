@@ -37,19 +37,25 @@ pub const DEFAULT_QUEUE_SIZE: usize = 250_000;
 /// assert_eq!(config.address(), "127.0.0.1:2103");
 /// ```
 ///
-/// | setting | default | meaning |
-/// |---|---|---|
-/// | [`port`](Config::port) | 2003 | Carbon's plaintext port |
-/// | [`prefix`](Config::prefix) | none | joined to every name with one `.` |
-/// | [`timeout`](Config::timeout) | 5 s | each connect and write; also bounds `flush`/`stop` |
-/// | [`interval`](Config::interval) | none (synchronous) | queue sends and write them from a background thread |
-/// | [`queue_size`](Config::queue_size) | 250,000 lines | interval mode: lines kept before sends are dropped |
-/// | [`batch_size`](Config::batch_size) | 1000 lines | interval mode: lines per write |
-/// | [`protocol`](Config::protocol) | TCP | or UDP |
-/// | [`tag`](Config::tag) | none | tags added to every line; per-call tags win |
-/// | [`log_sends`](Config::log_sends) | false | log each send at INFO (target `graphyte`) |
-/// | [`self_metrics`](Config::self_metrics) | false | interval mode: also send graphyte's own counters |
-/// | [`transport`](Config::transport) | by protocol | send lines your own way |
+/// | setting | default | meaning | out of range |
+/// |---|---|---|---|
+/// | [`port`](Config::port) | 2003 | Carbon's plaintext port | 0: refused |
+/// | [`prefix`](Config::prefix) | none | joined to every name with one `.` | an invalid path: refused |
+/// | [`timeout`](Config::timeout) | 5 s | each connect and write; also bounds `flush`/`stop` | under 1 ms: 1 ms; too long to be an instant: a year |
+/// | [`interval`](Config::interval) | none (synchronous) | queue sends and write them from a background thread | zero: synchronous |
+/// | [`queue_size`](Config::queue_size) | 250,000 lines | interval mode: lines kept before sends are dropped | 0: refused |
+/// | [`batch_size`](Config::batch_size) | 1000 lines | interval mode: lines per write | 0: refused |
+/// | [`protocol`](Config::protocol) | TCP | or UDP | |
+/// | [`udp_max_datagram`](Config::udp_max_datagram) | 1432 bytes | UDP: the largest datagram | clamped to 1..=65,507 |
+/// | [`tag`](Config::tag) | none | tags added to every line; per-call tags win | an invalid tag: refused |
+/// | [`log_sends`](Config::log_sends) | false | log each send at INFO (target `graphyte`) | |
+/// | [`self_metrics`](Config::self_metrics) | false | interval mode: also send graphyte's own counters | |
+/// | [`transport`](Config::transport) | by protocol | send lines your own way | |
+///
+/// "Refused" means [`Sender::new`](crate::Sender::new) and
+/// [`init`](crate::init) return [`Error::InvalidConfig`](crate::Error::InvalidConfig)
+/// (or `InvalidName`/`InvalidTag` for the prefix and tags) saying what is
+/// wrong, and nothing is sent.
 pub struct Config {
     pub(crate) host: String,
     pub(crate) port: u16,
@@ -74,6 +80,12 @@ pub struct Config {
 impl Config {
     /// A configuration for `host` (a name, an IPv4 or IPv6 address, or
     /// `host:port`) with every other setting at its default.
+    ///
+    /// A string that is not a host, such as a URL (`http://...`), a path, a
+    /// bad port, an empty host or whitespace, is refused by
+    /// [`Sender::new`](crate::Sender::new) and [`init`](crate::init) with
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) saying what is
+    /// wrong; nothing is sent.
     pub fn new(host: impl AsRef<str>) -> Config {
         let (host, port, error) = parse_host(host.as_ref());
         Config {
@@ -95,7 +107,8 @@ impl Config {
         }
     }
 
-    /// The server port (default 2003).
+    /// The server port (default 2003). Port 0 is refused by `Sender::new`
+    /// and `init` (unless a [`transport`](Config::transport) is set).
     pub fn port(mut self, port: u16) -> Config {
         self.port = port;
         self
@@ -129,14 +142,17 @@ impl Config {
     /// that finds the queue full is dropped, counted in
     /// [`Stats::dropped`](crate::Stats::dropped) and returns
     /// [`Error::QueueFull`](crate::Error::QueueFull); it never blocks.
+    /// At least 1: a queue of 0 lines is refused by `Sender::new` and `init`
+    /// with [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     pub fn queue_size(mut self, lines: usize) -> Config {
-        self.queue_size = lines.max(1);
+        self.queue_size = lines;
         self
     }
 
-    /// Interval mode: the most lines per write (default 1000).
+    /// Interval mode: the most lines per write (default 1000). At least 1:
+    /// 0 is refused like a `queue_size` of 0.
     pub fn batch_size(mut self, lines: usize) -> Config {
-        self.batch_size = lines.max(1);
+        self.batch_size = lines;
         self
     }
 
@@ -184,9 +200,32 @@ impl Config {
         self
     }
 
-    /// The `host:port` this configuration sends to.
+    /// The `host:port` this configuration sends to. For a host string that
+    /// [`Sender::new`](crate::Sender::new) will refuse, the string as given.
     pub fn address(&self) -> String {
+        if self.error.is_some() {
+            return self.host.clone();
+        }
         crate::transport::host_port(&self.host, self.port)
+    }
+
+    /// What is wrong with this configuration, if anything: checked by
+    /// [`Sender::new`](crate::Sender::new) and [`init`](crate::init), which
+    /// refuse it with [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    pub(crate) fn problem(&self) -> Option<String> {
+        if let Some(error) = &self.error {
+            return Some(error.clone());
+        }
+        if self.transport.is_none() && self.port == 0 {
+            return Some("port 0 is not a port to send to".into());
+        }
+        if self.queue_size == 0 {
+            return Some("queue_size must be at least 1 line".into());
+        }
+        if self.batch_size == 0 {
+            return Some("batch_size must be at least 1 line".into());
+        }
+        None
     }
 }
 
@@ -227,40 +266,54 @@ impl From<&String> for Config {
     }
 }
 
-/// Splits `host`, `host:port`, `[v6]:port`, `[v6]` or a bare IPv6 address.
+/// Splits `host`, `host:port`, `[v6]:port`, `[v6]` or a bare IPv6 address,
+/// or says what is wrong with the string.
 fn parse_host(s: &str) -> (String, Option<u16>, Option<String>) {
-    let s = s.trim();
-    let port = |p: &str| -> (Option<u16>, Option<String>) {
-        match p.parse::<u16>() {
-            Ok(port) => (Some(port), None),
-            Err(_) => (None, Some(format!("invalid port {p:?} in {s:?}"))),
-        }
+    match split_host(s) {
+        Ok((host, port)) => (host.to_owned(), port, None),
+        Err(why) => (s.to_owned(), None, Some(format!("host {s:?}: {why}"))),
+    }
+}
+
+fn split_host(s: &str) -> Result<(&str, Option<u16>), String> {
+    if s.is_empty() {
+        return Err("no host given".into());
+    }
+    if let Some((scheme, _)) = s.split_once("://") {
+        return Err(format!(
+            "a URL scheme ({scheme}://) is not part of a host; give host or host:port"
+        ));
+    }
+    if s.contains(char::is_whitespace) {
+        return Err("contains whitespace".into());
+    }
+    if s.contains('/') {
+        return Err("a path is not part of a host; give host or host:port".into());
+    }
+    let port = |p: &str| match p.parse::<u16>() {
+        Ok(0) => Err("port 0 is not a port to send to".to_owned()),
+        Ok(port) => Ok(Some(port)),
+        Err(_) => Err(format!("invalid port {p:?} (a number from 1 to 65535)")),
     };
-    let (host, port, error) = if let Some(rest) = s.strip_prefix('[') {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         match rest.split_once(']') {
-            Some((host, "")) => (host, None, None),
+            Some((host, "")) => (host, None),
             Some((host, tail)) => match tail.strip_prefix(':') {
-                Some(p) => {
-                    let (port, error) = port(p);
-                    (host, port, error)
-                }
-                None => (
-                    host,
-                    None,
-                    Some(format!("unexpected {tail:?} after ']' in {s:?}")),
-                ),
+                Some(p) => (host, port(p)?),
+                None => return Err(format!("unexpected {tail:?} after ']'")),
             },
-            None => (rest, None, Some(format!("missing ']' in {s:?}"))),
+            None => return Err("missing ']'".into()),
         }
     } else if s.matches(':').count() == 1 {
         let (host, p) = s.split_once(':').expect("one colon");
-        let (port, error) = port(p);
-        (host, port, error)
+        (host, port(p)?)
     } else {
-        (s, None, None)
+        (s, None)
     };
-    let error = error.or_else(|| host.is_empty().then(|| format!("no host in {s:?}")));
-    (host.to_owned(), port, error)
+    if host.is_empty() {
+        return Err("no host before the port".into());
+    }
+    Ok((host, port))
 }
 
 #[cfg(test)]
@@ -288,9 +341,33 @@ mod tests {
     }
 
     #[test]
-    fn bad_host_strings_are_reported() {
-        for bad in ["host:abc", "host:99999", "", ":2003", "[::1", "[::1]x"] {
-            assert!(Config::new(bad).error.is_some(), "{bad:?}");
+    fn bad_host_strings_are_reported_and_not_turned_into_an_address() {
+        let cases = [
+            ("host:abc", "invalid port \"abc\" (a number from 1 to 65535)"),
+            ("host:99999", "invalid port \"99999\" (a number from 1 to 65535)"),
+            ("host:0", "port 0 is not a port to send to"),
+            ("", "no host given"),
+            (":2003", "no host before the port"),
+            ("[::1", "missing ']'"),
+            ("[::1]x", "unexpected \"x\" after ']'"),
+            (
+                "http://127.0.0.1:2003",
+                "a URL scheme (http://) is not part of a host; give host or host:port",
+            ),
+            (
+                "graphite.example.com/carbon",
+                "a path is not part of a host; give host or host:port",
+            ),
+            ("graphite .example.com", "contains whitespace"),
+            (" graphite.example.com\n", "contains whitespace"),
+        ];
+        for (bad, why) in cases {
+            let config = Config::new(bad);
+            assert_eq!(
+                config.error.as_deref(),
+                Some(format!("host {bad:?}: {why}").as_str())
+            );
+            assert_eq!(config.address(), bad, "address() of a refused host");
         }
     }
 

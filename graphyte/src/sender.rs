@@ -90,8 +90,8 @@ impl Sender {
     /// background thread.
     pub fn new(config: impl Into<Config>) -> Result<Sender> {
         let config = config.into();
-        if let Some(error) = config.error {
-            return Err(Error::InvalidConfig(error));
+        if let Some(problem) = config.problem() {
+            return Err(Error::InvalidConfig(problem));
         }
         let format = Arc::new(LineFormat::new(&config.prefix, &config.tags)?);
         let transport: Box<dyn Transport> = match config.transport {

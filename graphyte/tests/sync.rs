@@ -82,3 +82,39 @@ fn a_system_time_timestamp_is_truncated_to_the_second() {
     s.send_at("m", 1, t).unwrap();
     assert_eq!(capture.lines(), ["m 1 1700000000"]);
 }
+
+/// Settings that cannot work are refused when the sender is made, with a
+/// message that says what is wrong, instead of failing at the first send.
+#[test]
+fn unusable_settings_are_refused_up_front() {
+    let refused = |config: Config| match Sender::new(config) {
+        Err(Error::InvalidConfig(why)) => why,
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    };
+    assert_eq!(
+        refused(Config::new("http://127.0.0.1:2003")),
+        "host \"http://127.0.0.1:2003\": a URL scheme (http://) is not part of a host; give host or host:port"
+    );
+    assert_eq!(
+        refused(Config::new("127.0.0.1:notaport")),
+        "host \"127.0.0.1:notaport\": invalid port \"notaport\" (a number from 1 to 65535)"
+    );
+    assert_eq!(
+        refused(Config::new("127.0.0.1").port(0)),
+        "port 0 is not a port to send to"
+    );
+    let interval = |c: Config| c.interval(std::time::Duration::from_secs(1));
+    assert_eq!(
+        refused(interval(Config::new("127.0.0.1")).queue_size(0)),
+        "queue_size must be at least 1 line"
+    );
+    assert_eq!(
+        refused(interval(Config::new("127.0.0.1")).batch_size(0)),
+        "batch_size must be at least 1 line"
+    );
+    let e = Sender::new(Config::new("graphite .example.com")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid graphyte configuration: host \"graphite .example.com\": contains whitespace"
+    );
+}
