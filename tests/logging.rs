@@ -52,6 +52,14 @@ fn logging() {
     assert_eq!(errors.len(), 1, "{records:?}");
     assert_eq!(errors[0].0, Level::Error);
     assert_eq!(errors[0].1, "graphyte");
+    // One line, and a connect was tried.
+    assert!(
+        errors[0]
+            .2
+            .starts_with(&format!("sending 1 line to 127.0.0.1:{port} failed: ")),
+        "{:?}",
+        errors[0]
+    );
     assert!(
         errors[0].2.contains(&format!("127.0.0.1:{port}")),
         "{:?}",
@@ -100,4 +108,22 @@ fn logging() {
     assert_eq!(full.len(), 1, "{full:?}");
     assert_eq!(s.stats().dropped, 95);
     down.fail_with(None);
+
+    // A send during the connect backoff makes no attempt, and says so.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let s = Sender::new(Config::new("127.0.0.1").port(port)).unwrap();
+    // The first connect fails (and is logged); the second send comes within
+    // the 100 ms backoff (an error is logged only once per period, so the
+    // first is taken away in between).
+    assert!(s.send("m", 1).is_err());
+    take();
+    let s2 = s.clone();
+    drop(s);
+    let e = s2.send("m", 1).unwrap_err().to_string();
+    assert!(e.contains("not connected, next attempt in "), "{e}");
+    assert!(take().is_empty(), "within the log period: not logged again");
+    let _ = s2;
 }

@@ -343,8 +343,14 @@ mod tests {
     #[test]
     fn bad_host_strings_are_reported_and_not_turned_into_an_address() {
         let cases = [
-            ("host:abc", "invalid port \"abc\" (a number from 1 to 65535)"),
-            ("host:99999", "invalid port \"99999\" (a number from 1 to 65535)"),
+            (
+                "host:abc",
+                "invalid port \"abc\" (a number from 1 to 65535)",
+            ),
+            (
+                "host:99999",
+                "invalid port \"99999\" (a number from 1 to 65535)",
+            ),
             ("host:0", "port 0 is not a port to send to"),
             ("", "no host given"),
             (":2003", "no host before the port"),

@@ -187,15 +187,19 @@ pub fn send_at<V: Value>(name: &str, value: V, timestamp: impl Into<Timestamp>) 
 }
 
 /// Sends with tags through the global sender. See [`Sender::send_tagged`].
-pub fn send_tagged<V: Value>(name: &str, value: V, tags: &[(&str, &str)]) -> Result<()> {
+pub fn send_tagged<V: Value, K: AsRef<str>, T: AsRef<str>>(
+    name: &str,
+    value: V,
+    tags: &[(K, T)],
+) -> Result<()> {
     global_sender()?.send_tagged(name, value, tags)
 }
 
 /// Sends with tags and a timestamp through the global sender. See [`Sender::send_tagged_at`].
-pub fn send_tagged_at<V: Value>(
+pub fn send_tagged_at<V: Value, K: AsRef<str>, T: AsRef<str>>(
     name: &str,
     value: V,
-    tags: &[(&str, &str)],
+    tags: &[(K, T)],
     timestamp: impl Into<Timestamp>,
 ) -> Result<()> {
     global_sender()?.send_tagged_at(name, value, tags, timestamp)

@@ -96,6 +96,19 @@ impl LineFormat {
         value: V,
         timestamp: Timestamp,
     ) -> Result<()> {
+        self.format_tagged_into(buf, name, tags, value, timestamp)
+    }
+
+    /// [`format_into`](LineFormat::format_into) with tags of any string type
+    /// (`&str`, `String`, ...).
+    pub(crate) fn format_tagged_into<V: Value, K: AsRef<str>, T: AsRef<str>>(
+        &self,
+        buf: &mut Vec<u8>,
+        name: &str,
+        tags: &[(K, T)],
+        value: V,
+        timestamp: Timestamp,
+    ) -> Result<()> {
         let start = buf.len();
         let result = self.write(buf, name, tags, value, timestamp);
         if result.is_err() {
@@ -111,11 +124,11 @@ impl LineFormat {
         result
     }
 
-    fn write<V: Value>(
+    fn write<V: Value, K: AsRef<str>, T: AsRef<str>>(
         &self,
         buf: &mut Vec<u8>,
         name: &str,
-        tags: &[(&str, &str)],
+        tags: &[(K, T)],
         value: V,
         timestamp: Timestamp,
     ) -> Result<()> {
@@ -154,12 +167,12 @@ impl LineFormat {
 
     /// Merges the default, inline and call tags, checks the latter two, and
     /// appends them in Carbon's order.
-    fn write_tags(
+    fn write_tags<K: AsRef<str>, T: AsRef<str>>(
         &self,
         buf: &mut Vec<u8>,
         name: &str,
         inline: Option<&str>,
-        call: &[(&str, &str)],
+        call: &[(K, T)],
     ) -> Result<()> {
         let mut merged: Vec<(&str, &str)> = self
             .tags
@@ -176,7 +189,8 @@ impl LineFormat {
                 put(k, v);
             }
         }
-        for &(k, v) in call {
+        for (k, v) in call {
+            let (k, v) = (k.as_ref(), v.as_ref());
             validate::check_tag(k, v).map_err(|e| invalid(name, e))?;
             put(k, v);
         }

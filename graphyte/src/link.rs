@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::encoding::{Delivered, Encoding};
 use crate::error::Error;
-use crate::log_limit::LogLimiter;
+use crate::log_limit::{LineCount, LogLimiter};
 use crate::stats::{Counters, Stats};
 use crate::sync::{deadline_after, lock};
 use crate::transport::{SendError, Transport};
@@ -54,6 +54,29 @@ struct Backoff {
     delay: Duration,
     /// Why the last connect failed.
     last_error: String,
+}
+
+/// Why a write did not go through.
+struct WriteError {
+    error: SendError,
+    attempt: Attempt,
+}
+
+impl From<SendError> for WriteError {
+    fn from(error: SendError) -> WriteError {
+        WriteError {
+            error,
+            attempt: Attempt::Made,
+        }
+    }
+}
+
+/// Whether a failed write was tried at all.
+enum Attempt {
+    /// A connect or a send was tried, and failed.
+    Made,
+    /// Nothing was tried: a failed connect's backoff is still running.
+    BackingOff { wait: Duration, last_error: String },
 }
 
 /// A write that failed, and the leading part of its batch that was
@@ -129,21 +152,30 @@ impl Link {
                 }
                 Ok(())
             }
-            Err(e) => {
+            Err(WriteError { error, attempt }) => {
                 Counters::add(&self.counters.send_errors, 1);
-                let delivered = self.encoding.delivered(lines, e.written);
+                let delivered = self.encoding.delivered(lines, error.written);
                 Counters::add(&self.counters.sent, delivered.lines);
                 if let Some(suppressed) = lock(&self.errors).hit() {
-                    if suppressed == 0 {
-                        log::error!(target: "graphyte", "sending {count} lines to {} failed: {}", self.address, e.source);
-                    } else {
-                        log::warn!(target: "graphyte", "sending to {} still fails: {} ({suppressed} more failures since the last report)", self.address, e.source);
+                    let lines = LineCount(count - delivered.lines);
+                    let address = &self.address;
+                    let source = &error.source;
+                    match (&attempt, suppressed) {
+                        (Attempt::BackingOff { wait, last_error }, 0) => {
+                            log::error!(target: "graphyte", "{lines} not sent to {address}: next connect attempt in {} ms (last error: {last_error})", wait.as_millis())
+                        }
+                        (Attempt::Made, 0) => {
+                            log::error!(target: "graphyte", "sending {lines} to {address} failed: {source}")
+                        }
+                        _ => {
+                            log::warn!(target: "graphyte", "sending to {address} still fails: {source} ({suppressed} more failures since the last report)")
+                        }
                     }
                 }
                 Err(Failed {
                     error: Error::Io {
                         addr: self.address.clone(),
-                        source: e.source,
+                        source: error.source,
                     },
                     delivered,
                 })
@@ -172,7 +204,7 @@ impl Connection {
         lines: &[u8],
         deadline: Instant,
         counters: &Counters,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), WriteError> {
         let mut retried = false;
         loop {
             let fresh = !self.connected;
@@ -194,21 +226,28 @@ impl Connection {
                         retried = true;
                         continue;
                     }
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
     }
 
     /// Connects, unless a failed connect's backoff is still running.
-    fn connect(&mut self, deadline: Instant, counters: &Counters) -> Result<(), SendError> {
+    fn connect(&mut self, deadline: Instant, counters: &Counters) -> Result<(), WriteError> {
         let now = Instant::now();
         if let Some(backoff) = self.backoff.as_ref().filter(|b| now < b.retry_at) {
-            return Err(SendError::not_connected(format!(
-                "not connected, next attempt in {} ms (last error: {})",
-                (backoff.retry_at - now).as_millis(),
-                backoff.last_error
-            )));
+            let wait = backoff.retry_at - now;
+            return Err(WriteError {
+                error: SendError::not_connected(format!(
+                    "not connected, next attempt in {} ms (last error: {})",
+                    wait.as_millis(),
+                    backoff.last_error
+                )),
+                attempt: Attempt::BackingOff {
+                    wait,
+                    last_error: backoff.last_error.clone(),
+                },
+            });
         }
         match self.transport.connect(deadline) {
             Ok(()) => {
@@ -231,7 +270,7 @@ impl Connection {
                     delay,
                     last_error: e.to_string(),
                 });
-                Err(e.into())
+                Err(SendError::from(e).into())
             }
         }
     }
@@ -318,6 +357,56 @@ mod tests {
             (stats.send_errors, stats.sent, stats.reconnects),
             (20, 0, 0)
         );
+    }
+
+    /// Keeps the messages logged under target `graphyte` (for every test
+    /// of this process; each test picks its own by address).
+    struct Captured(Mutex<Vec<String>>);
+
+    impl log::Log for Captured {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if record.target() == "graphyte" {
+                lock(&self.0).push(record.args().to_string());
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    static LOGGED: Captured = Captured(Mutex::new(Vec::new()));
+
+    #[test]
+    fn the_log_says_whether_a_connect_was_tried() {
+        let _ = log::set_logger(&LOGGED);
+        log::set_max_level(log::LevelFilter::Trace);
+        let port = refused_port();
+        let transport = TcpTransport::new("127.0.0.1", port, Duration::from_secs(1));
+        // A zero log period: every failure is logged.
+        let link = Link::new(
+            Box::new(transport),
+            Box::new(Plaintext),
+            Duration::from_secs(1),
+            false,
+            Duration::ZERO,
+        );
+        link.write(b"a 1 1\n", 1).unwrap_err();
+        link.write(b"a 1 1\nb 2 2\nc 3 3\n", 3).unwrap_err();
+        let address = format!("127.0.0.1:{port}");
+        let logged: Vec<String> = lock(&LOGGED.0)
+            .iter()
+            .filter(|m| m.contains(&address))
+            .cloned()
+            .collect();
+        assert_eq!(logged.len(), 2, "{logged:?}");
+        assert!(
+            logged[0].starts_with(&format!("sending 1 line to {address} failed: ")),
+            "{logged:?}"
+        );
+        let not_sent = format!("3 lines not sent to {address}: next connect attempt in ");
+        assert!(logged[1].starts_with(&not_sent), "{logged:?}");
+        assert!(logged[1].contains(" ms (last error: "), "{logged:?}");
     }
 
     #[test]

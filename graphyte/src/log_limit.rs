@@ -2,6 +2,7 @@
 //! queue) is logged once, then at most once per period while it lasts,
 //! saying how often it happened in between, so that it cannot flood the log.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -96,9 +97,29 @@ impl AtomicLogLimiter {
     }
 }
 
+/// "1 line", "2 lines": a count of lines for a log message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LineCount(pub(crate) usize);
+
+impl fmt::Display for LineCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            1 => f.write_str("1 line"),
+            n => write!(f, "{n} lines"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_counts_read_right() {
+        assert_eq!(LineCount(0).to_string(), "0 lines");
+        assert_eq!(LineCount(1).to_string(), "1 line");
+        assert_eq!(LineCount(103).to_string(), "103 lines");
+    }
 
     #[test]
     fn a_repeated_condition_is_logged_once_per_period_with_the_count() {

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::log_limit::AtomicLogLimiter;
+use crate::log_limit::{AtomicLogLimiter, LineCount};
 use crate::stats::Counters;
 use crate::sync::lock;
 
@@ -138,7 +138,7 @@ impl Queue {
     fn refuse_full(&self, counters: &Counters) -> Refused {
         Counters::add(&counters.dropped, 1);
         if let Some(refused) = self.full.hit() {
-            log::warn!(target: "graphyte", "queue full ({} lines): dropping metrics ({refused} dropped since the last report)", self.capacity);
+            log::warn!(target: "graphyte", "queue full ({}): dropping metrics ({refused} dropped since the last report)", LineCount(self.capacity));
         }
         Refused::Full(Error::QueueFull {
             capacity: self.capacity,

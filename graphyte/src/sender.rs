@@ -22,6 +22,9 @@ use crate::transport::{Protocol, TcpTransport, Transport, UdpTransport};
 use crate::value::Value;
 use crate::worker::{interval_start, Worker};
 
+/// No per-call tags.
+const NO_TAGS: &[(&str, &str)] = &[];
+
 /// How often a failing synchronous sender repeats its error in the log.
 const SYNC_LOG_PERIOD: Duration = Duration::from_secs(10);
 
@@ -150,40 +153,49 @@ impl Sender {
 
     /// Sends `name value <now>`.
     pub fn send<V: Value>(&self, name: &str, value: V) -> Result<()> {
-        self.send_line(name, &[], value, Timestamp::now())
+        self.send_line(name, NO_TAGS, value, Timestamp::now())
     }
 
-    /// Sends with an explicit timestamp (Unix seconds, or a [`SystemTime`](std::time::SystemTime)).
+    /// Sends with an explicit timestamp: Unix seconds as any integer type,
+    /// or a [`SystemTime`](std::time::SystemTime). Out of whisper's range
+    /// (`1..=u32::MAX`, so also milliseconds) it is refused with
+    /// [`Error::InvalidTimestamp`].
     pub fn send_at<V: Value>(
         &self,
         name: &str,
         value: V,
         timestamp: impl Into<Timestamp>,
     ) -> Result<()> {
-        self.send_line(name, &[], value, timestamp.into())
+        self.send_line(name, NO_TAGS, value, timestamp.into())
     }
 
     /// Sends with Graphite 1.1 tags, added to the sender's default tags
-    /// (these win for the same key).
-    pub fn send_tagged<V: Value>(&self, name: &str, value: V, tags: &[(&str, &str)]) -> Result<()> {
+    /// (these win for the same key). Tags are pairs of any string type:
+    /// `&[("env", "prod")]`, or a `Vec<(String, String)>`.
+    pub fn send_tagged<V: Value, K: AsRef<str>, T: AsRef<str>>(
+        &self,
+        name: &str,
+        value: V,
+        tags: &[(K, T)],
+    ) -> Result<()> {
         self.send_line(name, tags, value, Timestamp::now())
     }
 
     /// Sends with tags and an explicit timestamp.
-    pub fn send_tagged_at<V: Value>(
+    pub fn send_tagged_at<V: Value, K: AsRef<str>, T: AsRef<str>>(
         &self,
         name: &str,
         value: V,
-        tags: &[(&str, &str)],
+        tags: &[(K, T)],
         timestamp: impl Into<Timestamp>,
     ) -> Result<()> {
         self.send_line(name, tags, value, timestamp.into())
     }
 
-    fn send_line<V: Value>(
+    fn send_line<V: Value, K: AsRef<str>, T: AsRef<str>>(
         &self,
         name: &str,
-        tags: &[(&str, &str)],
+        tags: &[(K, T)],
         value: V,
         ts: Timestamp,
     ) -> Result<()> {
@@ -197,15 +209,17 @@ impl Sender {
         })
     }
 
-    fn format_and_deliver<V: Value>(
+    fn format_and_deliver<V: Value, K: AsRef<str>, T: AsRef<str>>(
         &self,
         buf: &mut Vec<u8>,
         name: &str,
-        tags: &[(&str, &str)],
+        tags: &[(K, T)],
         value: V,
         ts: Timestamp,
     ) -> Result<()> {
-        self.inner.format.format_into(buf, name, tags, value, ts)?;
+        self.inner
+            .format
+            .format_tagged_into(buf, name, tags, value, ts)?;
         self.deliver(buf)
     }
 

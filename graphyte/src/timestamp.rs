@@ -4,7 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A point's time in whole Unix seconds.
 ///
-/// Made from any integer (`1_700_000_000`) or a [`SystemTime`] (truncated to
+/// Made from any integer type (`1_700_000_000`, a `u64` from
+/// `Duration::as_secs`, a `u128` from `as_millis` that the range check then
+/// refuses) or a [`SystemTime`] (truncated to
 /// the second, as Carbon truncates fractional timestamps). Whisper stores
 /// timestamps as `u32`, so graphyte refuses values outside `1..=u32::MAX`
 /// instead of letting Carbon drop them silently; a value in milliseconds is the
@@ -89,7 +91,7 @@ macro_rules! from_int {
         }
     )*};
 }
-from_int!(i32 i64 u32 u64 usize isize);
+from_int!(i32 i64 u32 u64 usize isize i128 u128);
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::link::Link;
+use crate::log_limit::LineCount;
 use crate::queue::{Lines, Queue};
 use crate::report::Reports;
 use crate::stats::Counters;
@@ -189,7 +190,7 @@ impl Worker {
             if ctl.deadline.is_some_and(|d| now >= d) {
                 let lost = self.queue.abandon(&link.counters);
                 ctl.lost = lost;
-                log::error!(target: "graphyte", "stopping with {} lines undelivered to {}: {}", lost, link.address(), ctl.last_error.as_deref().unwrap_or("timed out"));
+                log::error!(target: "graphyte", "stopping with {} undelivered to {}: {}", LineCount(lost), link.address(), ctl.last_error.as_deref().unwrap_or("timed out"));
                 break;
             }
 
@@ -267,7 +268,7 @@ impl Worker {
         let kept = self.queue.push_report(report.lines, report.count);
         if kept < report.count {
             Counters::add(&link.counters.dropped, report.count - kept);
-            log::warn!(target: "graphyte", "queue full ({} lines): dropped {} interval report lines", self.queue.capacity(), report.count - kept);
+            log::warn!(target: "graphyte", "queue full ({}): dropped {} of an interval report", LineCount(self.queue.capacity()), LineCount(report.count - kept));
         }
         lock(&self.control)
     }

@@ -118,3 +118,59 @@ fn unusable_settings_are_refused_up_front() {
         "invalid graphyte configuration: host \"graphite .example.com\": contains whitespace"
     );
 }
+
+/// Tags may be owned strings, as they come from configuration.
+#[test]
+fn tags_from_owned_strings() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(Config::new("unused").transport(capture.clone())).unwrap();
+    let tags: Vec<(String, String)> =
+        vec![("host".into(), "h1".into()), ("env".into(), "prod".into())];
+    s.send_tagged_at("m", 1, &tags, TS).unwrap();
+    let mixed = [("region", String::from("eu"))];
+    s.send_tagged_at("m", 2, &mixed, TS).unwrap();
+    s.send_tagged_at("m", 3, &[("env", "dev")], TS).unwrap();
+    assert_eq!(
+        capture.lines(),
+        [
+            "m;env=prod;host=h1 1 1700000000",
+            "m;region=eu 2 1700000000",
+            "m;env=dev 3 1700000000",
+        ]
+    );
+}
+
+/// Milliseconds, whatever integer type they come in, reach graphyte's own
+/// range check and its hint.
+#[test]
+fn millisecond_timestamps_of_any_integer_type_are_refused_with_the_hint() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(Config::new("unused").transport(capture.clone())).unwrap();
+    let since_epoch = std::time::Duration::from_secs(TS);
+    let as_millis: u128 = since_epoch.as_millis();
+    let as_millis_u64: u64 = 1_700_000_000_000;
+    let as_millis_i64: i64 = 1_700_000_000_000;
+    for e in [
+        s.send_at("m", 1, as_millis).unwrap_err(),
+        s.send_at("m", 1, as_millis_u64).unwrap_err(),
+        s.send_at("m", 1, as_millis_i64).unwrap_err(),
+        s.send_at("m", 1, 1_700_000_000_000_i64).unwrap_err(),
+    ] {
+        match e {
+            Error::InvalidTimestamp {
+                timestamp, reason, ..
+            } => {
+                assert_eq!(timestamp, 1_700_000_000_000);
+                assert!(
+                    reason.ends_with("was it given in milliseconds?"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected InvalidTimestamp, got {other:?}"),
+        }
+    }
+    s.send_at("m", 1, since_epoch.as_secs()).unwrap();
+    s.send_at("m", 2, std::time::UNIX_EPOCH + since_epoch)
+        .unwrap();
+    assert_eq!(capture.lines(), ["m 1 1700000000", "m 2 1700000000"]);
+}

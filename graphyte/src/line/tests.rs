@@ -310,7 +310,9 @@ fn prerendered_default_tags_match_the_merge() {
         // The merge path, through the private function and through the
         // public API with the same tags given per call.
         let mut merged = b"p.m".to_vec();
-        defaults.write_tags(&mut merged, "m", None, &[]).unwrap();
+        defaults
+            .write_tags(&mut merged, "m", None, &[] as &[(&str, &str)])
+            .unwrap();
         merged.extend_from_slice(b" 1 12345\n");
         assert_eq!(fast, String::from_utf8(merged).unwrap(), "{set:?}");
         let per_call = LineFormat::new("p", &[] as &[(&str, &str)]).unwrap();
