@@ -9,27 +9,38 @@
 //! ```
 //!
 //! The options are those of `python -m graphyte` plus `--prefix`, `--tag`,
-//! `--timeout` and `--version` (see [`args::HELP`]). Lines are built by the
-//! graphyte library, so names, tags, values and timestamps follow its rules.
+//! `--timeout` and `--version` (see [`args::HELP`]). Everything goes through
+//! a graphyte [`Sender`](graphyte::Sender), so names, tags, values,
+//! timestamps and the server address follow the library's rules.
 //!
 //! Exit status: 0 when everything was sent; 1 when sending failed or some
 //! bulk lines were refused; 2 for a usage error (nothing is sent then).
 //! Every problem is reported as one line on standard error.
+//!
+//! | file | its one job |
+//! |---|---|
+//! | `main.rs` | modes, messages, exit status |
+//! | `args.rs` | the command line (lexopt) and the help |
+//! | `sender.rs` | options to a graphyte `Config` and `Sender` |
+//! | `number.rs` | values and timestamps as typed |
+//! | `bulk.rs` | bulk mode: standard input, line by line |
+//! | `delivery.rs` | bulk mode: through an interval `Sender`, and when to give up |
 
 mod args;
 mod bulk;
+mod delivery;
 mod number;
-mod wire;
+mod sender;
 
 use std::fmt;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use graphyte::Timestamp;
+use graphyte::{TcpTransport, Timestamp, Transport, UdpTransport};
 
 use crate::args::{Command, Mode, Options};
+use crate::delivery::Delivery;
 use crate::number::Number;
-use crate::wire::Wire;
 
 /// Exit status: sending failed, or some bulk lines were refused.
 const EXIT_FAILED: u8 = 1;
@@ -60,33 +71,54 @@ fn main() -> ExitCode {
     }
 }
 
-/// Sends `metric value` and reports the exact line sent.
+/// Sends `metric value` synchronously and reports the exact line sent.
 fn send_one(options: &Options, metric: &str, value: Number) -> ExitCode {
-    let mut wire = Wire::from_options(options);
+    let sender = match sender::start(options, sender::config(options)) {
+        Ok(sender) => sender,
+        Err(e) => return usage_error(e),
+    };
     let timestamp = options.timestamp.unwrap_or_else(Timestamp::now);
-    if let Err(e) = wire.push(metric, value, timestamp) {
+    let mut line = Vec::new();
+    if let Err(e) = value.format_into(sender.line_format(), &mut line, metric, timestamp) {
         // An unusable metric on the command line: nothing was sent.
         return usage_error(e);
     }
-    let line = String::from_utf8_lossy(wire.pending())
-        .trim_end()
-        .to_owned();
-    if let Err(e) = wire.flush() {
+    if let Err(e) = value.send(&sender, metric, timestamp) {
         note(format_args!("graphyte: {e}"));
         return ExitCode::from(EXIT_FAILED);
     }
     if !options.quiet {
-        note(format_args!("sent {line:?} to {}", wire.address()));
+        let line = String::from_utf8_lossy(&line);
+        note(format_args!(
+            "sent {:?} to {}",
+            line.trim_end(),
+            sender.address()
+        ));
     }
     ExitCode::SUCCESS
 }
 
 /// Sends the lines of standard input and prints the summary.
 fn send_bulk(options: &Options) -> ExitCode {
-    let mut wire = Wire::from_options(options);
+    let config = sender::config(options);
+    let (host, port) = sender::host_and_port(&config);
+    let transport: Box<dyn Transport> = if options.udp {
+        Box::new(UdpTransport::new(
+            host,
+            port,
+            graphyte::DEFAULT_MAX_DATAGRAM,
+        ))
+    } else {
+        Box::new(TcpTransport::new(host, port, options.timeout))
+    };
+    let (config, watch) = Delivery::configure(config, transport);
+    let mut delivery = match sender::start(options, config) {
+        Ok(sender) => Delivery::new(sender, watch, options.timeout),
+        Err(e) => return usage_error(e),
+    };
     let outcome = bulk::run(
         io::stdin().lock(),
-        &mut wire,
+        &mut delivery,
         options.timestamp,
         &mut io::stderr().lock(),
     );
@@ -95,9 +127,10 @@ fn send_bulk(options: &Options) -> ExitCode {
         Some(failure) => {
             note(format_args!("graphyte: {failure}"));
             match failure {
-                bulk::Failure::Send { first_unsent, .. } => {
-                    format!("; input from line {first_unsent} on was not sent")
-                }
+                bulk::Failure::Send(undelivered) => format!(
+                    "; input from line {} on was not sent",
+                    undelivered.first_unsent
+                ),
                 bulk::Failure::Read { line, .. } => {
                     format!("; input after line {line} was not read")
                 }
@@ -109,7 +142,7 @@ fn send_bulk(options: &Options) -> ExitCode {
             "sent {}, refused {} ({}){stopped}",
             outcome.sent,
             outcome.refused,
-            wire.address()
+            delivery.address()
         ));
     }
     if outcome.failure.is_none() && outcome.refused == 0 {

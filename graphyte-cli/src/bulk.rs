@@ -14,23 +14,18 @@
 //!   timestamp, not UTF-8, longer than [`MAX_INPUT_LINE`] bytes) is reported
 //!   with its line number (counting from 1, all lines included) and skipped.
 //!
-//! Valid lines are sent in input order. They are batched: a batch is written
-//! when it reaches [`BATCH_BYTES`], and whenever the next line has not fully
-//! arrived yet, so a slow producer's lines go out as soon as they are read
-//! and a fast one's go out in large writes. A failed write is retried as
-//! [`Wire::flush`] says (reconnecting for up to `--timeout` once the server
-//! has taken lines); if it still fails, the run ends there: nothing more is
-//! read, and the outcome names the first input line the server did not get.
+//! Valid lines are sent in input order through a [`Delivery`] (a graphyte
+//! sender), which batches them, rides out a server restart within
+//! `--timeout` and gives up on a server that is gone for good; the run then
+//! ends there: nothing more is read, and the outcome names the first input
+//! line the server did not get.
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 
 use graphyte::Timestamp;
 
+use crate::delivery::{Delivery, Refused, Undelivered};
 use crate::number::{parse_timestamp, Number};
-use crate::wire::Wire;
-
-/// Write a batch once it holds this many bytes.
-pub const BATCH_BYTES: usize = 64 * 1024;
 
 /// Longest input line accepted, in bytes; longer lines are refused (and
 /// never held in memory whole).
@@ -42,7 +37,7 @@ const READ_BUFFER: usize = 64 * 1024;
 /// How a bulk run ended.
 #[derive(Debug)]
 pub struct Outcome {
-    /// Lines written to the server.
+    /// Lines delivered to the server.
     pub sent: u64,
     /// Lines refused (reported on the way).
     pub refused: u64,
@@ -53,17 +48,12 @@ pub struct Outcome {
 /// What stopped a bulk run before the end of the input.
 #[derive(Debug)]
 pub enum Failure {
-    /// A write to the server failed for good; no line from `first_unsent`
-    /// on was sent (valid lines before it were), and nothing after the line
+    /// The server was given up on; no line from `first_unsent` on was
+    /// delivered (valid lines before it were), and nothing after the line
     /// read last was read.
-    Send {
-        /// The error, naming the server.
-        error: graphyte::Error,
-        /// The input line number of the first valid line not sent.
-        first_unsent: u64,
-    },
+    Send(Undelivered),
     /// Reading standard input failed after `line` lines (all valid ones
-    /// among them were sent).
+    /// among them were delivered).
     Read {
         /// The error.
         error: io::Error,
@@ -75,7 +65,7 @@ pub enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Send { error, .. } => write!(f, "{error}"),
+            Failure::Send(undelivered) => f.write_str(&undelivered.error),
             Failure::Read { error, line } => {
                 write!(
                     f,
@@ -86,13 +76,13 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Reads lines from `input` and sends them through `wire`. Refused lines are
-/// reported on `diagnostics` (`line N: reason`); write errors there are
+/// Reads lines from `input` and sends them through `delivery`. Refused lines
+/// are reported on `diagnostics` (`line N: reason`); write errors there are
 /// ignored. `default_timestamp` is used for lines without one (`None`: the
 /// time the line is read).
 pub fn run<R: Read>(
     input: R,
-    wire: &mut Wire,
+    delivery: &mut Delivery,
     default_timestamp: Option<Timestamp>,
     diagnostics: &mut dyn Write,
 ) -> Outcome {
@@ -100,15 +90,12 @@ pub fn run<R: Read>(
     let mut line = Vec::new();
     let mut number: u64 = 0;
     let mut refused: u64 = 0;
-    // Input line numbers of the lines pending in `wire`, oldest first.
-    let mut pending = Pending::default();
     let failure = loop {
-        // Write the batch before a read that might wait for the producer.
-        let next_line_buffered = input.buffer().contains(&b'\n');
-        if wire.pending_lines() > 0 && (!next_line_buffered || wire.pending().len() >= BATCH_BYTES)
-        {
-            if let Err(error) = pending.flush(wire) {
-                break Some(error);
+        // Before a read that might wait for the producer: is the server
+        // still worth reading for?
+        if !input.buffer().contains(&b'\n') {
+            if let Err(undelivered) = delivery.check() {
+                break Some(Failure::Send(undelivered));
             }
         }
         let too_long = match read_line(&mut input, &mut line) {
@@ -122,71 +109,56 @@ pub fn run<R: Read>(
             }
         };
         number += 1;
-        let result = if too_long {
+        let parsed = if too_long {
             Err(format!("longer than {MAX_INPUT_LINE} bytes"))
         } else {
-            send_line(wire, &line, default_timestamp)
+            parse_line(&line, default_timestamp)
         };
-        match result {
-            Ok(Sent::Yes) => pending.numbers.push(number),
-            Ok(Sent::Skipped) => {}
-            Err(reason) => {
-                refused += 1;
-                let _ = writeln!(diagnostics, "graphyte: line {number}: {reason}");
+        let reason = match parsed {
+            Ok(Some((name, value, timestamp))) => {
+                match delivery.send(number, name, value, timestamp) {
+                    Ok(()) => continue,
+                    Err(Refused::Line(e)) => e.to_string(),
+                    Err(Refused::Undelivered(undelivered)) => {
+                        break Some(Failure::Send(undelivered))
+                    }
+                }
             }
-        }
+            Ok(None) => continue,
+            Err(reason) => reason,
+        };
+        refused += 1;
+        let _ = writeln!(diagnostics, "graphyte: line {number}: {reason}");
     };
-    // Send what is still pending at the end of the input (not after a
-    // failed write: that ends the run at once). A read error cannot leave
-    // lines pending: the batch is written before every read that finds
-    // nothing buffered.
+    // Deliver what is still queued, unless the server was given up on. A
+    // failure to deliver says more than a read error: it names the first
+    // input line to send again.
     let failure = match failure {
-        None => pending.flush(wire).err(),
-        stopped => stopped,
+        Some(Failure::Send(undelivered)) => Some(Failure::Send(undelivered)),
+        read => match delivery.finish() {
+            Ok(()) => read,
+            Err(undelivered) => Some(Failure::Send(undelivered)),
+        },
     };
     Outcome {
-        sent: wire.sent(),
+        sent: delivery.sent(),
         refused,
         failure,
     }
 }
 
-/// The input line numbers of the lines pending in the wire, in order, so a
-/// failure can name the first line the server did not get.
-#[derive(Default)]
-struct Pending {
-    numbers: Vec<u64>,
-}
+/// A metric line as read: name, value and timestamp.
+type Parsed<'a> = (&'a str, Number, Timestamp);
 
-impl Pending {
-    /// Flushes `wire`, then forgets the numbers of the lines it wrote (all,
-    /// or those taken before a failure).
-    fn flush(&mut self, wire: &mut Wire) -> Result<(), Failure> {
-        let result = wire.flush();
-        let written = self.numbers.len() - wire.pending_lines();
-        self.numbers.drain(..written);
-        result.map_err(|error| Failure::Send {
-            error,
-            first_unsent: self.numbers.first().copied().unwrap_or_default(),
-        })
-    }
-}
-
-/// Whether a line added to the batch or was skipped (blank or comment).
-enum Sent {
-    Yes,
-    Skipped,
-}
-
-/// Parses one input line (without its `\n`) and adds it to the batch, or
-/// says why it is refused.
-fn send_line(wire: &mut Wire, line: &[u8], default: Option<Timestamp>) -> Result<Sent, String> {
+/// Parses one input line (without its `\n`): `None` for a blank line or a
+/// comment, or why it is refused. graphyte checks the rest when it is sent.
+fn parse_line(line: &[u8], default: Option<Timestamp>) -> Result<Option<Parsed<'_>>, String> {
     let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8".to_owned())?;
     let mut fields = text.split_whitespace();
     let (name, value, timestamp) =
         match (fields.next(), fields.next(), fields.next(), fields.next()) {
-            (None, ..) => return Ok(Sent::Skipped),
-            (Some(first), ..) if first.starts_with('#') => return Ok(Sent::Skipped),
+            (None, ..) => return Ok(None),
+            (Some(first), ..) if first.starts_with('#') => return Ok(None),
             (Some(name), Some(value), timestamp, None) => (name, value, timestamp),
             _ => {
                 let found = text.split_whitespace().count();
@@ -203,9 +175,7 @@ fn send_line(wire: &mut Wire, line: &[u8], default: Option<Timestamp>) -> Result
             .map_err(|e| format!("invalid timestamp for metric {name:?}: {e}"))?,
         None => default.unwrap_or_else(Timestamp::now),
     };
-    wire.push(name, value, timestamp)
-        .map_err(|e| e.to_string())?;
-    Ok(Sent::Yes)
+    Ok(Some((name, value, timestamp)))
 }
 
 /// Reads the next line into `line`, without its `\n`, keeping at most
@@ -249,14 +219,16 @@ fn read_line<R: Read>(input: &mut BufReader<R>, line: &mut Vec<u8>) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use graphyte::{CaptureTransport, LineFormat};
+    use crate::delivery::tests::{delivery, Flaky};
+    use graphyte::CaptureTransport;
     use std::io::Cursor;
+    use std::time::{Duration, Instant};
 
     fn load(input: &[u8], default: Option<Timestamp>) -> (Outcome, Vec<String>, String) {
         let capture = CaptureTransport::new();
-        let mut wire = Wire::new(LineFormat::default(), Box::new(capture.clone()));
+        let mut delivery = delivery(capture.clone(), Duration::from_secs(5));
         let mut diagnostics = Vec::new();
-        let outcome = run(Cursor::new(input), &mut wire, default, &mut diagnostics);
+        let outcome = run(Cursor::new(input), &mut delivery, default, &mut diagnostics);
         let diagnostics = String::from_utf8(diagnostics).expect("UTF-8 diagnostics");
         (outcome, capture.lines(), diagnostics)
     }
@@ -353,78 +325,93 @@ mod tests {
     }
 
     #[test]
-    fn lines_are_batched_in_order() {
+    fn many_lines_go_in_order_in_batches() {
         let capture = CaptureTransport::new();
-        let mut wire = Wire::new(LineFormat::default(), Box::new(capture.clone()));
-        let input: String = (0..20_000)
+        let mut delivery = delivery(capture.clone(), Duration::from_secs(5));
+        // More than the queue holds: the run waits for room, drops nothing.
+        let count = crate::delivery::QUEUE_LINES * 2 + 7;
+        let input: String = (0..count)
             .map(|i| format!("metric.{i} {i} 1700000000\n"))
             .collect();
-        let outcome = run(input.as_bytes(), &mut wire, None, &mut io::sink());
-        assert_eq!((outcome.sent, outcome.refused), (20_000, 0));
+        let outcome = run(input.as_bytes(), &mut delivery, None, &mut io::sink());
+        assert_eq!((outcome.sent, outcome.refused), (count as u64, 0));
+        assert!(outcome.failure.is_none());
         let lines = capture.lines();
-        assert_eq!(lines.len(), 20_000);
+        assert_eq!(lines.len(), count);
         for (i, line) in lines.iter().enumerate() {
             assert_eq!(*line, format!("metric.{i} {i} 1700000000"));
         }
-        // About 500 KB: several batches, none over the limit plus one line.
-        assert!(
-            capture.batches() > 1 && capture.batches() < 100,
-            "{}",
-            capture.batches()
-        );
+        let most = crate::delivery::BATCH_LINES;
+        assert!(capture.batches() >= count / most, "{}", capture.batches());
     }
 
-    /// A reader that hands out one line per `read`, like a slow producer.
-    struct Trickle(Vec<Vec<u8>>);
+    /// A producer that waits, before its second line, until the first one
+    /// reached the server.
+    struct Slow {
+        capture: CaptureTransport,
+        chunks: Vec<&'static [u8]>,
+    }
 
-    impl Read for Trickle {
+    impl Read for Slow {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if self.0.is_empty() {
+            if self.chunks.is_empty() {
                 return Ok(0);
             }
-            let chunk = self.0.remove(0);
-            buf[..chunk.len()].copy_from_slice(&chunk);
+            if self.chunks.len() == 1 {
+                let started = Instant::now();
+                while self.capture.lines().is_empty() {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(5),
+                        "line 1 not sent"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            let chunk = self.chunks.remove(0);
+            buf[..chunk.len()].copy_from_slice(chunk);
             Ok(chunk.len())
         }
     }
 
     #[test]
-    fn a_line_is_written_before_waiting_for_the_next() {
+    fn a_line_is_sent_while_the_producer_waits() {
         let capture = CaptureTransport::new();
-        let mut wire = Wire::new(LineFormat::default(), Box::new(capture.clone()));
-        let input = Trickle(vec![
-            b"a 1 1700000000\nb 2 17".to_vec(),
-            b"00000000\n".to_vec(),
-            b"c 3 1700000000\nd 4 1700000000\n".to_vec(),
-        ]);
-        let outcome = run(input, &mut wire, None, &mut io::sink());
-        assert_eq!(outcome.sent, 4);
-        // "a" alone (only part of "b" had arrived), "b" alone (nothing more
-        // had arrived), then "c" and "d" together (they arrived together).
-        assert_eq!(capture.batches(), 3);
-        assert_eq!(capture.take_lines().len(), 4);
+        let mut delivery = delivery(capture.clone(), Duration::from_secs(5));
+        let input = Slow {
+            capture: capture.clone(),
+            chunks: vec![b"a 1 1700000000\n", b"b 2 1700000000\n"],
+        };
+        let outcome = run(input, &mut delivery, None, &mut io::sink());
+        assert_eq!(outcome.sent, 2);
+        assert_eq!(capture.lines(), ["a 1 1700000000", "b 2 1700000000"]);
     }
 
     #[test]
-    fn a_failed_write_stops_the_run() {
+    fn a_server_that_never_took_a_line_is_given_up_at_once() {
         let capture = CaptureTransport::new();
-        let mut wire = Wire::new(LineFormat::default(), Box::new(capture.clone()));
         capture.fail_with(Some(ErrorKind::ConnectionRefused));
+        let mut delivery = delivery(capture.clone(), Duration::from_secs(5));
         let mut diagnostics = Vec::new();
+        let started = Instant::now();
         let outcome = run(
             &b"bad\na 1 1700000000\nb 2 1700000000\n"[..],
-            &mut wire,
+            &mut delivery,
             None,
             &mut diagnostics,
         );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!((outcome.sent, outcome.refused), (0, 1));
         match outcome.failure {
-            Some(Failure::Send {
+            Some(Failure::Send(Undelivered {
                 error,
                 first_unsent,
-            }) => {
+            })) => {
                 assert_eq!(first_unsent, 2);
-                assert!(error.to_string().contains("failed"), "{error}");
+                assert!(error.starts_with("sending to capture failed: "), "{error}");
             }
             other => panic!("expected a send failure, got {other:?}"),
         }
@@ -432,19 +419,74 @@ mod tests {
 
     #[test]
     fn a_failure_names_the_first_line_the_server_did_not_get() {
-        use crate::wire::tests::Flaky;
         // The server takes "a" whole and part of "b", then is gone.
         let flaky = Flaky::new(vec![Some(15 + 4)], true);
         let connections = std::sync::Arc::clone(&flaky.connections);
-        let mut wire = Wire::new(LineFormat::default(), Box::new(flaky));
+        let window = Duration::from_millis(300);
+        let mut delivery = delivery(flaky, window);
         let input = b"a 1 1700000000\nbad\n# note\nb 2 1700000000\nc 3 1700000000\n";
-        let outcome = run(&input[..], &mut wire, None, &mut io::sink());
+        let started = Instant::now();
+        let outcome = run(&input[..], &mut delivery, None, &mut io::sink());
+        assert!(started.elapsed() >= window, "retried for the window");
         assert_eq!((outcome.sent, outcome.refused), (1, 1));
         assert_eq!(Flaky::lines(&connections), ["a 1 1700000000"]);
         match outcome.failure {
-            Some(Failure::Send { first_unsent, .. }) => assert_eq!(first_unsent, 4),
+            Some(Failure::Send(Undelivered {
+                error,
+                first_unsent,
+            })) => {
+                assert_eq!(first_unsent, 4);
+                assert!(
+                    error.starts_with("sending to flaky:2003 failed: "),
+                    "{error}"
+                );
+            }
             other => panic!("expected a send failure, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_restart_within_the_window_loses_and_repeats_nothing() {
+        // "a" and part of "b" go out, then two failed attempts, then the
+        // server takes everything.
+        let flaky = Flaky::new(vec![Some(15 + 4), Some(0)], false);
+        let connections = std::sync::Arc::clone(&flaky.connections);
+        let mut delivery = delivery(flaky, Duration::from_secs(5));
+        let input = b"a 1 1700000000\nb 2 1700000000\nc 3 1700000000\n";
+        let outcome = run(&input[..], &mut delivery, None, &mut io::sink());
+        assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+        assert_eq!(outcome.sent, 3);
+        assert_eq!(
+            Flaky::lines(&connections),
+            ["a 1 1700000000", "b 2 1700000000", "c 3 1700000000"]
+        );
+    }
+
+    #[test]
+    fn a_write_that_timed_out_is_given_up_at_once() {
+        let mut flaky = Flaky::new(vec![Some(15)], true);
+        flaky.kind = ErrorKind::TimedOut;
+        let mut delivery = delivery(flaky, Duration::from_secs(5));
+        let started = Instant::now();
+        let outcome = run(
+            &b"a 1 1700000000\nb 2 1700000000\n"[..],
+            &mut delivery,
+            None,
+            &mut io::sink(),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(outcome.sent, 1);
+        assert!(matches!(
+            outcome.failure,
+            Some(Failure::Send(Undelivered {
+                first_unsent: 2,
+                ..
+            }))
+        ));
     }
 
     /// A reader that fails after some input.
@@ -465,9 +507,9 @@ mod tests {
     #[test]
     fn a_read_error_stops_the_run_after_sending_what_was_read() {
         let capture = CaptureTransport::new();
-        let mut wire = Wire::new(LineFormat::default(), Box::new(capture.clone()));
+        let mut delivery = delivery(capture.clone(), Duration::from_secs(5));
         let input = Broken(Some(b"a 1 1700000000\nb 2 1700000000\n"));
-        let outcome = run(input, &mut wire, None, &mut io::sink());
+        let outcome = run(input, &mut delivery, None, &mut io::sink());
         assert_eq!(capture.lines(), ["a 1 1700000000", "b 2 1700000000"]);
         assert_eq!(outcome.sent, 2);
         match outcome.failure {

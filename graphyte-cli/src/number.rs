@@ -1,7 +1,7 @@
 //! Numbers typed by the user: metric values and timestamps, from the command
 //! line or from a bulk input line.
 
-use graphyte::{LineFormat, Timestamp};
+use graphyte::{LineFormat, Sender, Timestamp};
 
 /// A metric value as typed. Integers stay integers on the wire (`42`, not
 /// `42.0`); everything else that reads as a finite number is a float.
@@ -50,6 +50,15 @@ impl Number {
             Number::Int(n) => format.format_into(buf, name, &[], n, timestamp),
             Number::UInt(n) => format.format_into(buf, name, &[], n, timestamp),
             Number::Float(f) => format.format_into(buf, name, &[], f, timestamp),
+        }
+    }
+
+    /// Sends `name value timestamp` through `sender`.
+    pub fn send(self, sender: &Sender, name: &str, timestamp: Timestamp) -> graphyte::Result<()> {
+        match self {
+            Number::Int(n) => sender.send_at(name, n, timestamp),
+            Number::UInt(n) => sender.send_at(name, n, timestamp),
+            Number::Float(f) => sender.send_at(name, f, timestamp),
         }
     }
 }
