@@ -163,7 +163,60 @@ pub fn init(config: impl Into<Config>) -> Result<()> {
         return Err(Error::AlreadyInitialized);
     }
     GLOBAL.set_mode(mode);
+    exit::deliver_at_exit();
     Ok(())
+}
+
+/// Delivery at normal process exit, for programs that do not call
+/// [`shutdown`]: statics are never dropped, so without this the lines
+/// queued and the macros' interval in progress would be lost silently.
+mod exit {
+    use super::GLOBAL;
+    use crate::error::Error;
+    use crate::log_limit::LineCount;
+
+    extern "C" {
+        /// The C library's exit handlers: run by `exit`, which is how a
+        /// Rust program ends when `main` returns or `std::process::exit`
+        /// is called (not on `abort`, a signal, or a panic that aborts).
+        fn atexit(handler: extern "C" fn()) -> std::os::raw::c_int;
+    }
+
+    /// Registers [`at_exit`] (once per process).
+    pub(super) fn deliver_at_exit() {
+        // SAFETY: `at_exit` is a plain `extern "C" fn()` that never unwinds
+        // (it catches panics); registering it has no other requirement.
+        if unsafe { atexit(at_exit) } != 0 {
+            log::warn!(target: "graphyte", "could not register the exit handler: call graphyte::shutdown() before main returns, or queued metrics are lost at exit");
+        }
+    }
+
+    extern "C" fn at_exit() {
+        // A panic must not unwind into the C library.
+        let _ = std::panic::catch_unwind(stop_global);
+    }
+
+    /// Stops the global sender unless the program did; says what could not
+    /// be delivered.
+    fn stop_global() {
+        let Some(sender) = GLOBAL.sender.get() else {
+            return;
+        };
+        if sender.is_stopped() {
+            return;
+        }
+        match sender.stop() {
+            Ok(()) => {
+                log::debug!(target: "graphyte", "delivered everything at exit (graphyte::shutdown() was not called)")
+            }
+            Err(Error::Undelivered { pending, reason }) => {
+                log::warn!(target: "graphyte", "at exit: {} not delivered: {reason} (graphyte::shutdown() was not called)", LineCount(pending))
+            }
+            Err(e) => {
+                log::warn!(target: "graphyte", "at exit: {e} (graphyte::shutdown() was not called)")
+            }
+        }
+    }
 }
 
 /// The process-wide sender, if [`init`] was called.
@@ -212,10 +265,16 @@ pub fn flush() -> Result<()> {
 
 /// Stops the global sender's background thread after delivering everything
 /// queued, including what the macros aggregated in the interval in
-/// progress. Call it before `main` returns: statics are never dropped, so
-/// without it lines queued in the last interval are lost. Later sends, and
-/// later macro calls, are synchronous. The same as
-/// `graphyte::sender().unwrap().stop()`; see [`Sender::stop`].
+/// progress, for at most the timeout. Later sends, and later macro calls,
+/// are synchronous. The same as `graphyte::sender().unwrap().stop()`; see
+/// [`Sender::stop`].
+///
+/// Call it at the end of `main` to see the outcome. If the program ends
+/// without it, an exit handler that [`init`] registers does the same when
+/// `main` returns or [`std::process::exit`] is called, and logs (target
+/// `graphyte`, WARN) how many lines it could not deliver. Nothing runs on
+/// `abort`, on a signal that kills the process, or on a panic when
+/// `panic = "abort"`: lines still queued then are lost.
 ///
 /// Macro calls made on other threads *while* `shutdown` runs are recorded
 /// either in the last interval or synchronously, with one exception: a call

@@ -259,6 +259,11 @@ impl Sender {
             .map(|worker| worker.interval())
     }
 
+    /// Whether [`stop`](Sender::stop) has run (or is running).
+    pub(crate) fn is_stopped(&self) -> bool {
+        lock(&self.inner.stopping).done
+    }
+
     /// Counters since the sender was made: lines sent, dropped, write errors,
     /// reconnects, and the lines queued now.
     pub fn stats(&self) -> Stats {
@@ -267,7 +272,12 @@ impl Sender {
     }
 
     /// Interval mode: writes everything queued now and waits until it is
-    /// delivered, for at most the configured timeout. A no-op in sync mode.
+    /// delivered, for at most the configured timeout; then returns
+    /// [`Error::Undelivered`] (the lines stay queued). A no-op in sync mode.
+    ///
+    /// There is no need to flush before [`stop`](Sender::stop), which
+    /// delivers everything too; if you do and the flush times out, `stop`
+    /// does not wait a second timeout (see there).
     pub fn flush(&self) -> Result<()> {
         match &self.inner.worker {
             Some(worker) => worker.flush(self.inner.timeout),
@@ -279,7 +289,11 @@ impl Sender {
     /// at most the configured timeout) and closes the connection. Later sends
     /// on this sender are synchronous. Calling it again does nothing.
     ///
-    /// Returns [`Error::Undelivered`] if lines had to be dropped.
+    /// Returns [`Error::Undelivered`] if lines had to be dropped (they are
+    /// counted in [`Stats::dropped`]). If a [`flush`](Sender::flush) timed out
+    /// and nothing was delivered since, the server has had its timeout
+    /// already: `stop` then gives up on what is queued at once, so that a
+    /// program whose server is down ends within about one timeout.
     pub fn stop(&self) -> Result<()> {
         self.inner.stop()
     }

@@ -46,6 +46,9 @@ struct Control {
     lost: usize,
     /// Why the last write failed, until one succeeds.
     last_error: Option<String>,
+    /// A flush timed out and no write succeeded since: the server has had
+    /// a whole timeout already, so a stop does not wait another one.
+    flush_timed_out: bool,
 }
 
 impl Worker {
@@ -107,6 +110,7 @@ impl Worker {
         while ctl.flush_done < generation && !ctl.exited {
             let now = Instant::now();
             if now >= deadline {
+                ctl.flush_timed_out = true;
                 return Err(Error::Undelivered {
                     pending: self.queue.len(),
                     reason: ctl
@@ -120,16 +124,27 @@ impl Worker {
         Ok(())
     }
 
-    /// Asks the thread to deliver everything (for at most `timeout`) and
-    /// exit, and waits for it. Returns how many lines it had to give up on
-    /// (counted as dropped).
+    /// Asks the thread to deliver everything (for at most `timeout`, or not
+    /// at all after a flush that timed out, see below) and exit, and waits
+    /// for it. Returns how many lines it had to give up on (counted as
+    /// dropped).
     pub(crate) fn stop(
         &self,
         timeout: Duration,
         thread: JoinHandle<()>,
         counters: &Counters,
     ) -> usize {
-        lock(&self.control).deadline = Some(deadline_after(timeout));
+        {
+            // If a flush timed out and nothing was written since, the server
+            // has had its timeout already: give up at once.
+            let mut ctl = lock(&self.control);
+            let timeout = if ctl.flush_timed_out {
+                Duration::ZERO
+            } else {
+                timeout
+            };
+            ctl.deadline = Some(deadline_after(timeout));
+        }
         self.work.notify_one();
         if thread.join().is_err() {
             log::error!(target: "graphyte", "the graphyte worker thread panicked");
@@ -224,6 +239,7 @@ impl Worker {
                     retry = Retry::default();
                     tick_due = false;
                     ctl.last_error = None;
+                    ctl.flush_timed_out = false;
                     Self::complete_flushes(&mut ctl, generation, &self.progress);
                 }
                 Err(stopped) => {
