@@ -13,6 +13,7 @@ use crate::aggregate::Registry;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::line::LineFormat;
+use crate::metric::Metric;
 use crate::report::LineSource;
 use crate::sender::Sender;
 use crate::stats::Stats;
@@ -256,6 +257,23 @@ pub fn send_tagged_at<V: Value, K: AsRef<str>, T: AsRef<str>>(
     timestamp: impl Into<Timestamp>,
 ) -> Result<()> {
     global_sender()?.send_tagged_at(name, value, tags, timestamp)
+}
+
+/// A handle for sending `name` through the global sender over and over, the
+/// name validated and rendered once. See [`Sender::metric`] and [`Metric`].
+///
+/// ```no_run
+/// fn main() -> Result<(), graphyte::Error> {
+///     graphyte::init("graphite.example.com")?;
+///     let latency = graphyte::metric("api.latency_ms")?;
+///     for ms in [12.5, 9.0, 17.25] {
+///         latency.send(ms)?;
+///     }
+///     graphyte::shutdown()
+/// }
+/// ```
+pub fn metric(name: &str) -> Result<Metric> {
+    global_sender()?.metric(name)
 }
 
 /// Delivers everything the global sender has queued. See [`Sender::flush`].

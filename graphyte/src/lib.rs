@@ -69,6 +69,7 @@ mod global;
 mod line;
 mod link;
 mod log_limit;
+mod metric;
 mod queue;
 mod report;
 mod sender;
@@ -84,9 +85,10 @@ pub use aggregate::CountDelta;
 pub use config::{Config, DEFAULT_BATCH_SIZE, DEFAULT_PORT, DEFAULT_QUEUE_SIZE, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};
 pub use global::{
-    flush, init, send, send_at, send_tagged, send_tagged_at, sender, shutdown, stats,
+    flush, init, metric, send, send_at, send_tagged, send_tagged_at, sender, shutdown, stats,
 };
 pub use line::{check_name, LineFormat};
+pub use metric::Metric;
 pub use sender::Sender;
 pub use stats::Stats;
 pub use timestamp::Timestamp;

@@ -132,18 +132,24 @@ impl LineFormat {
         value: V,
         timestamp: Timestamp,
     ) -> Result<()> {
+        self.write_head(buf, name, tags)?;
+        write_tail(buf, name, value, timestamp)
+    }
+
+    /// Appends what starts every line of `name` with `tags`: the prefix,
+    /// the path and the tags in Carbon's order, then a space; checks the
+    /// path and the tags.
+    fn write_head<K: AsRef<str>, T: AsRef<str>>(
+        &self,
+        buf: &mut Vec<u8>,
+        name: &str,
+        tags: &[(K, T)],
+    ) -> Result<()> {
         let (path, inline) = validate::split_name(name);
         validate::check_path(path).map_err(|reason| Error::InvalidName {
             name: name.to_owned(),
             reason,
         })?;
-        let ts = timestamp
-            .checked()
-            .map_err(|reason| Error::InvalidTimestamp {
-                name: name.to_owned(),
-                timestamp: timestamp.as_secs(),
-                reason,
-            })?;
         buf.extend_from_slice(self.prefix.as_bytes());
         buf.extend_from_slice(path.as_bytes());
         if inline.is_none() && tags.is_empty() {
@@ -153,16 +159,27 @@ impl LineFormat {
             self.write_tags(buf, name, inline, tags)?;
         }
         buf.push(b' ');
-        value
-            .write_value(buf)
-            .map_err(|reason| Error::InvalidValue {
-                name: name.to_owned(),
-                reason,
-            })?;
-        buf.push(b' ');
-        write_int(buf, ts);
-        buf.push(b'\n');
         Ok(())
+    }
+
+    /// The start of every line of `name` with `tags` (see
+    /// [`Metric`](crate::Metric)), checked once; errors as `format_into`'s.
+    pub(crate) fn head<K: AsRef<str>, T: AsRef<str>>(
+        &self,
+        name: &str,
+        tags: &[(K, T)],
+    ) -> Result<Box<[u8]>> {
+        let mut head = Vec::new();
+        self.write_head(&mut head, name, tags)?;
+        // The shortest line it can start: one digit and a ten-digit timestamp.
+        let shortest = head.len() + "0 1000000000\n".len();
+        if shortest > MAX_LINE_LEN {
+            return Err(Error::LineTooLong {
+                name: name.to_owned(),
+                len: shortest,
+            });
+        }
+        Ok(head.into_boxed_slice())
     }
 
     /// Merges the default, inline and call tags, checks the latter two, and
@@ -198,6 +215,36 @@ impl LineFormat {
         write_tag_list(buf, &merged);
         Ok(())
     }
+}
+
+/// Appends what ends every line after its head: the value, a space, the
+/// timestamp and the newline; checks the timestamp and the value (in that
+/// order). Leaves `buf` as it was on error.
+pub(crate) fn write_tail<V: Value>(
+    buf: &mut Vec<u8>,
+    name: &str,
+    value: V,
+    timestamp: Timestamp,
+) -> Result<()> {
+    let ts = timestamp
+        .checked()
+        .map_err(|reason| Error::InvalidTimestamp {
+            name: name.to_owned(),
+            timestamp: timestamp.as_secs(),
+            reason,
+        })?;
+    let start = buf.len();
+    if let Err(reason) = value.write_value(buf) {
+        buf.truncate(start);
+        return Err(Error::InvalidValue {
+            name: name.to_owned(),
+            reason,
+        });
+    }
+    buf.push(b' ');
+    write_int(buf, ts);
+    buf.push(b'\n');
+    Ok(())
 }
 
 /// Carbon's canonical tag order: by the `k=v` strings (the `;` before each

@@ -13,6 +13,7 @@ use crate::encoding::Plaintext;
 use crate::error::{Error, Result};
 use crate::line::LineFormat;
 use crate::link::Link;
+use crate::metric::Metric;
 use crate::queue::{Pushed, Queue, Refused};
 use crate::report::{LineSource, Reports};
 use crate::stats::Stats;
@@ -223,9 +224,27 @@ impl Sender {
         self.deliver(buf)
     }
 
+    /// A handle for sending `name` over and over: the name and the prefix
+    /// are validated and rendered once, so that each send only formats the
+    /// value and the timestamp. See [`Metric`].
+    pub fn metric(&self, name: &str) -> Result<Metric> {
+        Metric::new(self, name, NO_TAGS)
+    }
+
+    /// [`metric`](Sender::metric) with tags (any string pairs), added to
+    /// the sender's default tags like [`send_tagged`](Sender::send_tagged).
+    pub fn metric_tagged<K: AsRef<str>, T: AsRef<str>>(
+        &self,
+        name: &str,
+        tags: &[(K, T)],
+    ) -> Result<Metric> {
+        Metric::new(self, name, tags)
+    }
+
     /// Queues (interval mode) or writes one complete line. Once the queue
     /// has stopped, it refuses the line and it is written synchronously.
-    fn deliver(&self, line: &[u8]) -> Result<()> {
+    #[inline]
+    pub(crate) fn deliver(&self, line: &[u8]) -> Result<()> {
         if let Some(worker) = &self.inner.worker {
             match worker.queue().push(line, &self.inner.link.counters) {
                 Ok(Pushed::Queued) => return Ok(()),
