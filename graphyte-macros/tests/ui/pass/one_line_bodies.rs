@@ -4,7 +4,7 @@
 // nested block it once made of `{ 1 }` was "unnecessary braces around block
 // return value"), so this compiles under deny(warnings) here, and under
 // `cargo clippy --all-targets -- -D warnings` as the test target
-// `ui_pass_one_line_bodies` of the root package. Each call records one timing.
+// `ui_pass_one_line_bodies` of graphyte-macros. Each call records one timing.
 #![deny(warnings)]
 
 use std::collections::HashMap;
