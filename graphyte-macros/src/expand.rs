@@ -202,9 +202,13 @@ fn expand_fn(func: TimedFn, guard: &Stmt) -> syn::Result<TokenStream> {
     // from the first poll to completion, across every `.await`.
     // Plain fn: the guard is the body's first local, so it is dropped last,
     // on every way out: the end, `return`, `?` and a panic.
+    // The user's statements follow it in the user's own braces, not in a
+    // block of their own: a nested `{ 1 }` tail would make rustc warn
+    // "unnecessary braces" on the user's line, and the body keeps the exact
+    // meaning (edition, temporaries' scopes) it has without `#[timed]`.
     let plain = |body| {
-        let user = braced(body);
-        braced(quote!(#(#inner)* #guard #user))
+        let body = guarded(body, guard);
+        braced(quote!(#(#inner)* #body))
     };
     let timed_body = if sig.asyncness.is_some() {
         plain(body)
@@ -248,8 +252,30 @@ fn async_shaped(body: &TokenStream, guard: &Stmt) -> Shape {
     let Some(block) = async_block(tail) else {
         return Shape::Other;
     };
-    block.block.stmts.insert(0, guard.clone());
+    let stmts_of_block = &mut block.block.stmts;
+    stmts_of_block.insert(leading_items(stmts_of_block), guard.clone());
     Shape::AsyncTail(stmts)
+}
+
+/// A body with the guard as its first statement: after the items (`use`,
+/// `const`, `fn`, ...) it starts with, if any, which run nothing, so that
+/// clippy's `items_after_statements` does not fire on the user's items.
+/// A body that does not parse is left as it is, after the guard, for the
+/// compiler to report.
+fn guarded(body: TokenStream, guard: &Stmt) -> TokenStream {
+    let Ok(stmts) = Block::parse_within.parse2(body.clone()) else {
+        return quote!(#guard #body);
+    };
+    let (items, rest) = stmts.split_at(leading_items(&stmts));
+    quote!(#(#items)* #guard #(#rest)*)
+}
+
+/// How many of the statements, from the first, are items.
+fn leading_items(stmts: &[Stmt]) -> usize {
+    stmts
+        .iter()
+        .take_while(|stmt| matches!(stmt, Stmt::Item(_)))
+        .count()
 }
 
 fn async_block(expr: &mut Expr) -> Option<&mut ExprAsync> {
@@ -333,6 +359,36 @@ mod tests {
         let guard = out.find("TimerSite :: start").unwrap();
         let body = out.find("x + 1").unwrap();
         assert!(guard < body, "{out}");
+    }
+
+    #[test]
+    fn the_body_is_not_a_block_of_its_own() {
+        // `{ guard; { 1 } }` would make rustc warn about the braces of `{ 1 }`.
+        let out = expand("\"x\"", "fn f() -> u8 { 1 }");
+        assert!(
+            out.ends_with("TimerSite :: start (& __GRAPHYTE_TIMER) } ; 1 }"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn leading_items_stay_before_the_guard() {
+        let out = expand(
+            "\"x\"",
+            "fn f() -> u8 { use a::b; const N: u8 = 1; let m = N; m }",
+        );
+        let guard = out.find("let __graphyte_timer").unwrap();
+        assert!(out.find("use a :: b").unwrap() < guard, "{out}");
+        assert!(out.find("const N").unwrap() < guard, "{out}");
+        assert!(guard < out.find("let m").unwrap(), "{out}");
+        let out = expand(
+            "\"x\"",
+            "fn f() -> impl Future<Output = u8> { async move { const N: u8 = 1; N } }",
+        );
+        assert!(
+            out.find("const N").unwrap() < out.find("let __graphyte_timer").unwrap(),
+            "{out}"
+        );
     }
 
     #[test]

@@ -1,16 +1,10 @@
 //! Compile-time checks of literal metric names, with the runtime's own rules
 //! and the runtime's own words.
 
-// The very file the runtime validates names with: src/validate.rs is a
-// symbolic link to graphyte/src/validate.rs (which has no dependencies so
-// that it can be compiled here too; `cargo package` copies its contents).
-// Only part of it is used here.
-#[allow(dead_code)]
-#[path = "validate.rs"]
-mod validate;
-
 use syn::LitStr;
 
+// The runtime's own rules (the graphyte-validate crate, which graphyte uses too).
+use graphyte_validate as validate;
 use validate::Invalid;
 
 /// Checks a literal name (path and inline `;k=v` tags). The error, spanned

@@ -2,8 +2,8 @@
 //! baselines and peers measured in the same run (issue 5).
 //!
 //! ```text
-//! cargo bench --bench micro            # or ./scripts/bench for everything
-//! cargo bench --bench micro -- peers   # a criterion filter (the ratio table then lists what ran)
+//! cargo bench -p graphyte-benches --bench micro           # or ./scripts/bench for everything
+//! cargo bench -p graphyte-benches --bench micro -- peers  # a criterion filter (the ratio table then lists what ran)
 //! ```
 //!
 //! What is measured, each as criterion's median time per call:

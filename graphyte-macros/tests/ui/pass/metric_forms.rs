@@ -59,7 +59,7 @@ fn main() {
     my_counter!("forms.via_macro", 4);
 
     // Expression position: the macros are `()`.
-    let unit: () = graphyte::count!("forms.expr", 1);
+    let () = graphyte::count!("forms.expr", 1);
     let values = [1u32, 2, 3];
     values
         .iter()
@@ -69,7 +69,6 @@ fn main() {
     } else {
         graphyte::gauge!("forms.branch_gauge", 0)
     };
-    let _ = unit;
 
     let lines = capture.lines();
     let values: Vec<String> = lines

@@ -154,8 +154,8 @@ impl Service {
     }
 
     #[timed("shapes.box_self")]
-    fn box_self(self: Box<Self>) -> u32 {
-        self.hits
+    fn box_self(self: Box<Self>) -> Box<Self> {
+        self
     }
 
     #[timed("shapes.rc_self")]
@@ -245,7 +245,7 @@ fn main() {
     assert_eq!(s.ref_self(), 1);
     assert_eq!(s.clone().owned_self(), 1);
     assert_eq!(s.clone().mut_owned_self(), 2);
-    assert_eq!(Box::new(s.clone()).box_self(), 1);
+    assert_eq!(Box::new(s.clone()).box_self().hits, 1);
     assert_eq!(Rc::new(s.clone()).rc_self(), 1);
     assert_eq!(Arc::new(s.clone()).arc_self(), 1);
     assert_eq!(Pin::new(&mut s).pin_self(), 1);

@@ -3,8 +3,8 @@
 //! against the same drain (issue 5).
 //!
 //! ```text
-//! ./scripts/bench                          # everything, with the Python venv
-//! cargo bench --bench throughput           # this file (Python: see GRAPHYTE_BENCH_PYTHON)
+//! ./scripts/bench                                      # everything, with the Python venv
+//! cargo bench -p graphyte-benches --bench throughput   # this file (Python: see GRAPHYTE_BENCH_PYTHON)
 //! ```
 //!
 //! The drain is a plain loopback TCP listener: one reader thread per open
@@ -34,8 +34,8 @@
 //!    same drain: sync sends/s (a connection per send, as it does), and
 //!    interval 0.05 s with 200,000 sends, end to end. The interpreter is
 //!    `$GRAPHYTE_BENCH_PYTHON` (scripts/bench sets it to its venv), else
-//!    `.venv/bin/python` if it has graphyte; without one, these rows say
-//!    "not measured".
+//!    the repository's `.venv/bin/python` if it has graphyte; without one,
+//!    these rows say "not measured".
 //! 5. Memory: this process's peak RSS (`VmHWM`), and a child process (this
 //!    binary, re-run with `--memory-child`) per queue size that stops its
 //!    drain, keeps sending into the bounded queue for a while and samples
@@ -663,7 +663,7 @@ fn python() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("GRAPHYTE_BENCH_PYTHON") {
         return Some(PathBuf::from(p));
     }
-    let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"));
+    let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"));
     let ok = Command::new(&venv)
         .args([
             "-c",

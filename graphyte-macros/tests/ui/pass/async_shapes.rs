@@ -57,9 +57,9 @@ async fn free(x: u32) -> u32 {
 async fn bare_name() {}
 
 #[timed("async.generic")]
-async fn generic<T: Send + Clone>(t: &T) -> T
+async fn generic<T>(t: &T) -> T
 where
-    T: std::fmt::Debug,
+    T: Send + Clone + std::fmt::Debug,
 {
     YieldOnce(false).await;
     t.clone()

@@ -4,7 +4,7 @@
 //!
 //! Compiler messages change between Rust versions: after a toolchain
 //! upgrade, review the differences and refresh the files with
-//! `TRYBUILD=overwrite cargo test --test ui`.
+//! `TRYBUILD=overwrite cargo test -p graphyte-macros --test ui`.
 
 #[test]
 fn ui() {

@@ -1,1 +1,0 @@
-../../graphyte/src/validate.rs
