@@ -409,3 +409,135 @@ fn udp_listener_records_datagrams() {
     assert_eq!(listener.received(), "a 1 1\nb 2 2\nc 3 3");
     assert_eq!(listener.port(), listener.addr().port());
 }
+
+/// Run by [`a_skip_fails_under_require_and_is_loud_otherwise`] in a child
+/// process: a test that cannot run (here: carbon "not installed").
+#[test]
+#[ignore = "run as a child process by a_skip_fails_under_require_and_is_loud_otherwise"]
+fn skip_child() {
+    if std::env::var_os("GRAPHYTE_SKIP_CHILD").is_none() {
+        return;
+    }
+    let Some(_carbon) = CarbonServer::start_or_skip() else {
+        return;
+    };
+    panic!("carbon started from a venv that does not exist");
+}
+
+/// The one rule for skips: under GRAPHYTE_REQUIRE_CARBON=1 (./scripts/test) a
+/// test that cannot run fails with the reason; otherwise it passes with a
+/// loud `*** SKIPPED` line on stderr (which ./scripts/test also rejects).
+#[test]
+fn a_skip_fails_under_require_and_is_loud_otherwise() {
+    let run = |require: Option<&str>| {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["--exact", "skip_child", "--ignored", "--test-threads", "1"])
+            .env("GRAPHYTE_SKIP_CHILD", "1")
+            .env("GRAPHYTE_CARBON_VENV", "/nonexistent/graphyte-venv");
+        match require {
+            Some(v) => command.env(support::REQUIRE_ENV, v),
+            None => command.env_remove(support::REQUIRE_ENV),
+        };
+        let out = command.output().expect("run the child");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(Some("1"));
+    assert!(!ok, "a skip under REQUIRE=1 must fail:\n{text}");
+    assert!(
+        text.contains("cannot run: carbon not available") && text.contains("/nonexistent"),
+        "the failure says why:\n{text}"
+    );
+    let (ok, text) = run(None);
+    assert!(ok, "without REQUIRE a skip passes:\n{text}");
+    assert!(
+        text.contains("*** SKIPPED: test `skip_child` did not run: carbon not available"),
+        "a skip is loud:\n{text}"
+    );
+}
+
+#[test]
+fn a_reserved_port_refuses_connects_keeps_the_port_and_listens_on_it_later() {
+    let reserved = support::sys::ReservedPort::new().unwrap();
+    let addr = reserved.addr();
+    let e = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    // No other socket can take it meanwhile (std binds with SO_REUSEADDR).
+    assert!(std::net::TcpListener::bind(addr).is_err(), "port taken");
+    let listener = LineListener::start_reserved(reserved);
+    assert_eq!(listener.port(), addr.port());
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(b"a 1 1\n").unwrap();
+    assert_eq!(listener.wait_for_lines(1, TIMEOUT), ["a 1 1"]);
+}
+
+#[test]
+fn a_stopped_listener_keeps_its_port_reserved_until_it_comes_back() {
+    let mut first = LineListener::start();
+    let port = first.port();
+    let mut client = TcpStream::connect(first.addr()).unwrap();
+    client.write_all(b"a 1 1\n").unwrap();
+    first.wait_for_lines(1, TIMEOUT);
+    let reserved = first.stop_and_reserve();
+    assert_eq!(reserved.port(), port);
+    let e = TcpStream::connect(first.addr()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    let second = LineListener::start_reserved(reserved);
+    TcpStream::connect(second.addr()).unwrap();
+    second.wait_for_connections(1, TIMEOUT);
+}
+
+#[test]
+fn drop_connections_counts_only_live_connections() {
+    let listener = LineListener::start();
+    let live = TcpStream::connect(listener.addr()).unwrap();
+    let closed = TcpStream::connect(listener.addr()).unwrap();
+    listener.wait_for_connections(2, TIMEOUT);
+    closed.shutdown(Shutdown::Both).unwrap();
+    drop(closed);
+    // Let the listener's reader see the client's close.
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(listener.drop_connections(), 1, "one live connection cut");
+    assert_eq!(listener.drop_connections(), 0, "nothing left to cut");
+    drop(live);
+}
+
+#[test]
+fn a_capped_receive_buffer_blocks_a_writer_after_a_few_megabytes() {
+    let (listener, granted) = LineListener::start_with_receive_buffer(64 * 1024);
+    assert!(granted <= 256 * 1024, "granted {granted}");
+    listener.pause_reading();
+    let mut stream = TcpStream::connect(listener.addr()).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut written = 0usize;
+    let blocked = loop {
+        match stream.write(&chunk) {
+            Ok(n) => written += n,
+            Err(e) => break e,
+        }
+        assert!(written < 64 << 20, "64 MB written into a paused listener");
+    };
+    assert!(
+        matches!(blocked.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{blocked}"
+    );
+    eprintln!("a paused listener with a capped buffer took {written} bytes");
+}
+
+#[test]
+fn a_blackhole_never_completes_a_connect() {
+    let blackhole = support::faults::Blackhole::start().expect("a blackhole on loopback");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], blackhole.port()));
+    let started = Instant::now();
+    let e = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}

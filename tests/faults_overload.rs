@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use graphyte::{Config, Error, Sender};
-use support::faults::{self, Numbered, SendTimes};
+use support::faults::{self, Figures, Numbered, SendTimes};
 use support::LineListener;
 
 const THREADS: u64 = 2;
@@ -54,6 +54,7 @@ fn hammer(s: &Sender, lines: &Numbered, first: u64, duration: Duration) -> Outco
 
 #[test]
 fn two_threads_flooding_a_small_queue() {
+    let _serial = faults::serial();
     let listener = LineListener::start();
     // The worker writes whenever the queue is half full; the interval only
     // sets the bound on a send's duration, generous for a loaded machine.
@@ -150,4 +151,23 @@ fn two_threads_flooding_a_small_queue() {
             times.summary()
         ),
     );
+    Figures::new("overload")
+        .us(
+            "overload.send_p99",
+            times.p99(),
+            "p99 of the sends of two threads flooding a 1,000-line queue for 2 s",
+        )
+        .us("overload.send_max", times.max(), "slowest of those sends")
+        .count("overload.sent", sent, "lines the two threads sent")
+        .count(
+            "overload.delivered",
+            delivered,
+            "lines the listener received",
+        )
+        .count(
+            "overload.dropped",
+            stats.dropped,
+            "lines graphyte counted as dropped (each a QueueFull)",
+        )
+        .write();
 }

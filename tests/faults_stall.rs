@@ -29,7 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use graphyte::{Config, Error, Sender, Stats};
-use support::faults::{self, Numbered, SendTimes};
+use support::faults::{self, Figures, Numbered, SendTimes};
 use support::{CarbonServer, LineListener};
 
 /// A path segment that makes every line about 300 bytes, so the socket
@@ -136,12 +136,20 @@ impl QueueSampler {
     }
 }
 
+/// The receive buffer the listeners here give each connection: small, so
+/// that a stalled or slow listener blocks graphyte's writes after a known
+/// amount of data whatever the host's net.ipv4.tcp_rmem (graphyte's send
+/// buffer still grows to at most net.ipv4.tcp_wmem's maximum, 4 MB by
+/// default, which the tests outpace several times over).
+const RECEIVE_BUFFER: usize = 64 * 1024;
+
 fn mib(bytes: Option<u64>) -> String {
     bytes.map_or("?".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0))
 }
 
 #[test]
 fn carbon_frozen_with_sigstop_then_resumed() {
+    let _serial = faults::serial();
     let Some(carbon) = CarbonServer::start_or_skip() else {
         return;
     };
@@ -200,11 +208,61 @@ fn carbon_frozen_with_sigstop_then_resumed() {
             app.times.summary()
         ),
     );
+    let mut figures = Figures::new("stall carbon sigstop");
+    figures
+        .us(
+            "stall.carbon.send_p99",
+            during.times.p99(),
+            "p99 of the interval-mode sends made while carbon was frozen (SIGSTOP) for 3 s",
+        )
+        .us(
+            "stall.carbon.send_max",
+            during.times.max(),
+            "slowest interval-mode send while carbon was frozen",
+        )
+        .count(
+            "stall.carbon.sends",
+            during.times.count() as u64,
+            "sends made while carbon was frozen",
+        )
+        .count(
+            "stall.carbon.max_queued",
+            max_queued,
+            "most lines queued (sampled every ms), queue_size 10,000",
+        )
+        .count("stall.carbon.sent", app.sent, "lines the application sent")
+        .count(
+            "stall.carbon.delivered",
+            on_disk.len() as u64,
+            "lines read back from carbon's whisper files",
+        )
+        .count(
+            "stall.carbon.dropped",
+            stats.dropped,
+            "lines graphyte counted as dropped (each a QueueFull)",
+        );
+    if let (Some(before), Some(stalled)) = (rss_before, rss_stalled) {
+        figures
+            .add(
+                "stall.carbon.rss_before",
+                before as f64 / 1048576.0,
+                "MiB",
+                "resident memory of the test process before the stall",
+            )
+            .add(
+                "stall.carbon.rss_stalled",
+                stalled as f64 / 1048576.0,
+                "MiB",
+                "resident memory at the end of the 3 s stall",
+            );
+    }
+    figures.write();
 }
 
 #[test]
 fn listener_stalled_for_five_timeouts() {
-    let listener = LineListener::start();
+    let _serial = faults::serial();
+    let (listener, _) = LineListener::start_with_receive_buffer(RECEIVE_BUFFER);
     const QUEUE: usize = 10_000;
     let timeout = Duration::from_millis(500);
     let prefix = format!("faults.stall.listener.{}", padding());
@@ -258,11 +316,19 @@ fn listener_stalled_for_five_timeouts() {
             app.times.summary()
         ),
     );
+    Figures::new("stall listener")
+        .count("stall.listener.duplicates", duplicates, "lines that arrived twice after writes timed out mid-batch (listener stalled 2.5 s, timeout 0.5 s)")
+        .count("stall.listener.failed_writes", stats.send_errors, "writes that timed out during that stall")
+        .count("stall.listener.sent", app.sent, "lines the application sent")
+        .count("stall.listener.delivered", received.len() as u64, "lines the listener received")
+        .count("stall.listener.dropped", stats.dropped, "lines graphyte counted as dropped")
+        .write();
 }
 
 #[test]
 fn server_reading_very_slowly() {
-    let listener = LineListener::start();
+    let _serial = faults::serial();
+    let (listener, _) = LineListener::start_with_receive_buffer(RECEIVE_BUFFER);
     listener.read_slowly(1024, Duration::from_millis(10)); // about 100 KB/s
     const QUEUE: usize = 5_000;
     let prefix = format!("faults.slow.{}", padding());
@@ -293,4 +359,21 @@ fn server_reading_very_slowly() {
             app.times.summary()
         ),
     );
+    Figures::new("stall slow reader")
+        .count(
+            "slow.sent",
+            app.sent,
+            "lines the application sent to a server reading 100 KB/s",
+        )
+        .count(
+            "slow.delivered",
+            received.len() as u64,
+            "lines that server received",
+        )
+        .count(
+            "slow.dropped",
+            stats.dropped,
+            "lines graphyte counted as dropped",
+        )
+        .write();
 }

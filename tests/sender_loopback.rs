@@ -88,10 +88,9 @@ fn refused_input_writes_nothing() {
 
 #[test]
 fn sync_send_to_a_closed_port_returns_the_error_with_the_address() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // Bound, not listening: refused, and no parallel test can take it.
+    let closed = support::faults::closed_port();
+    let port = closed.port();
     let s = Sender::new(Config::new("127.0.0.1").port(port)).unwrap();
     match s.send_at("m", 1, TS) {
         Err(Error::Io { addr, .. }) => assert_eq!(addr, format!("127.0.0.1:{port}")),
@@ -145,11 +144,10 @@ fn interval_mode_reconnects_and_retries() {
 
 #[test]
 fn interval_mode_keeps_lines_while_the_server_is_down() {
-    // Reserve a port, close it: the server is "down" at start.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port bound but not listening: the server is "down" at start, and
+    // the listener below takes this very socket (no window to lose it in).
+    let closed = support::faults::closed_port();
+    let port = closed.port();
     let s = Sender::new(
         Config::new("127.0.0.1")
             .port(port)
@@ -162,7 +160,7 @@ fn interval_mode_keeps_lines_while_the_server_is_down() {
     }
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(s.stats().queued, 20);
-    let listener = LineListener::start_on(port);
+    let listener = LineListener::start_reserved(closed);
     // The connect backoff is still under the 1 s timeout after 300 ms of failures.
     s.flush().unwrap();
     let lines = listener.wait_for_lines(20, WAIT);
@@ -172,8 +170,11 @@ fn interval_mode_keeps_lines_while_the_server_is_down() {
 
 #[test]
 fn ipv6_loopback_works() {
-    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
-        eprintln!("SKIPPED: no IPv6 loopback on this machine");
+    // No IPv6 loopback: a failure under ./scripts/test, a loud skip otherwise.
+    let Some(listener) = support::or_skip(
+        std::net::TcpListener::bind("[::1]:0"),
+        "no IPv6 loopback on this machine (bind [::1]:0)",
+    ) else {
         return;
     };
     let port = listener.local_addr().unwrap().port();

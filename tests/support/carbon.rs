@@ -22,8 +22,9 @@ use super::whisper;
 
 /// Env var naming the virtualenv that holds carbon and whisper.
 pub const VENV_ENV: &str = "GRAPHYTE_CARBON_VENV";
-/// Env var that turns "carbon not available" from a skip into a failure.
-pub const REQUIRE_ENV: &str = "GRAPHYTE_REQUIRE_CARBON";
+/// Env var that turns "carbon not available" (and every other skip, see
+/// [`super::skip`]) from a skip into a failure.
+pub use super::REQUIRE_ENV;
 /// Env var that keeps each server's state directory after the test.
 pub const KEEP_ENV: &str = "GRAPHYTE_KEEP_CARBON_STATE";
 
@@ -96,10 +97,6 @@ fn locate() -> Result<Install, String> {
         }
     }
     Ok(install)
-}
-
-fn carbon_required() -> bool {
-    std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1")
 }
 
 fn how_to_get_carbon(why: &str) -> String {
@@ -375,18 +372,12 @@ impl CarbonServer {
     pub fn start_or_skip() -> Option<CarbonServer> {
         match locate() {
             Ok(install) => Some(Self::start_with(&install)),
-            Err(why) if carbon_required() => {
-                panic!("{REQUIRE_ENV}=1 but {}", how_to_get_carbon(&why))
-            }
             Err(why) => {
-                let test = thread::current().name().unwrap_or("?").to_owned();
-                // Written to the real stderr, past the test harness's output
-                // capture, so it shows even when the test passes.
-                let _ = writeln!(
-                    io::stderr(),
-                    "*** SKIPPED: carbon not available, test `{test}` did not run ({why}); \
-                     ./scripts/test installs carbon and runs it ***"
-                );
+                // The one rule for every skip (fails under REQUIRE_ENV=1).
+                super::skip(&format!(
+                    "carbon not available: {}",
+                    how_to_get_carbon(&why)
+                ));
                 None
             }
         }

@@ -3,16 +3,18 @@
 //! signals, the process's memory, a closed port, a server that never
 //! completes a connection, and a TCP transport that records what it wrote.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use graphyte::{SendError, TcpTransport, Transport};
+
+use super::sys::ReservedPort;
 
 /// The duration of every call timed, for percentiles.
 #[derive(Default, Clone)]
@@ -175,16 +177,19 @@ pub fn rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// A loopback port nothing listens on (bound once, then released).
-pub fn closed_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+/// A loopback port nothing listens on: a socket bound to it but not
+/// listening, so connects are refused at once and no parallel test can take
+/// the port. Turn it into a server later with
+/// [`LineListener::start_reserved`](super::LineListener::start_reserved).
+pub fn closed_port() -> ReservedPort {
+    ReservedPort::new().expect("reserve a loopback port")
 }
 
-/// A server that never completes a connection: a listener that never
-/// accepts, whose accept queue is filled up, so the kernel drops further
-/// SYNs and a `connect` hangs until its timeout (like a host that is down
-/// or firewalled, rather than a closed port, which refuses at once).
+/// A server that never completes a connection: a listener with an accept
+/// backlog of 0 that never accepts, whose one pending slot is filled, so the
+/// kernel drops further SYNs and a `connect` hangs until its timeout (like a
+/// host that is down or firewalled, rather than a closed port, which refuses
+/// at once). Needs no special route, only loopback.
 pub struct Blackhole {
     port: u16,
     _listener: TcpListener,
@@ -192,13 +197,13 @@ pub struct Blackhole {
 }
 
 impl Blackhole {
-    /// Fails, saying why, if the accept queue could not be filled (e.g. too
-    /// few file descriptors).
+    /// Fails, saying why, if the accept queue could not be filled.
     pub fn start() -> Result<Blackhole, String> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
-        let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+        let reserved = ReservedPort::new().map_err(|e| e.to_string())?;
+        let addr = reserved.addr();
+        let listener = reserved.listen(0).map_err(|e| e.to_string())?;
         let mut fillers = Vec::new();
-        for _ in 0..10_000 {
+        for _ in 0..64 {
             match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                 Ok(stream) => fillers.push(stream),
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
@@ -217,12 +222,57 @@ impl Blackhole {
                 }
             }
         }
-        Err("the accept queue never filled".into())
+        Err(format!(
+            "the accept queue of a listener with backlog 0 took {} connections and never filled",
+            fillers.len()
+        ))
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
+}
+
+/// The state of the loopback TCP socket `local_port` → `remote_port` from
+/// /proc/net/tcp (`"01"` ESTABLISHED, `"08"` CLOSE_WAIT, ...), or `None` if
+/// there is none.
+pub fn tcp_state(local_port: u16, remote_port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+        (port(fields.get(1)?)? == local_port && port(fields.get(2)?)? == remote_port)
+            .then(|| fields.get(3).map(|s| s.to_string()))
+            .flatten()
+    })
+}
+
+/// Waits (at most 10 s) until the client end of a connection the server
+/// `server_port` closed has received the server's FIN: its socket is in
+/// CLOSE_WAIT (or gone). From then on a client that checks before writing
+/// must see that the peer is gone.
+pub fn wait_until_client_saw_close(client: SocketAddr, server_port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = tcp_state(client.port(), server_port);
+        match state.as_deref() {
+            None | Some("08") | Some("07") => return, // gone, CLOSE_WAIT, CLOSE
+            Some(other) => assert!(
+                Instant::now() < deadline,
+                "the client {client} never saw the server close the connection (state {other})"
+            ),
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Held by every fault test for its whole run, so the fault tests of one
+/// binary run one at a time: each injects load and timing-sensitive faults,
+/// and on two cores they would starve each other (`cargo test` runs the
+/// test binaries themselves one after the other).
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One write a [`RecordingTcp`] made.
@@ -232,29 +282,81 @@ pub struct Write {
     pub finished: Instant,
     pub lines: Vec<u8>,
     pub ok: bool,
+    /// For a successful write: which connection carried it (0 for the first
+    /// one graphyte opened, 1 for the next, ...).
+    pub connection: u64,
+}
+
+/// The handle a test keeps on a [`RecordingTcp`]: what it wrote, and a gate
+/// that holds its writes back.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    writes: Arc<Mutex<Vec<Write>>>,
+    gate: Arc<Mutex<()>>,
+}
+
+impl Recorder {
+    /// Every write so far.
+    pub fn writes(&self) -> Vec<Write> {
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// How many writes so far.
+    pub fn count(&self) -> usize {
+        self.writes.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Bytes of all successful writes.
+    pub fn bytes_written(&self) -> usize {
+        let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        writes.iter().filter(|w| w.ok).map(|w| w.lines.len()).sum()
+    }
+
+    /// Whether a successful write went out on connection `n`.
+    pub fn wrote_on(&self, n: u64) -> bool {
+        let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        writes.iter().any(|w| w.ok && w.connection == n)
+    }
+
+    /// Waits for the write in progress, if any, and holds every later one
+    /// back until the guard is dropped: lets a test act on the server
+    /// between two writes (the connection then carries no data in flight).
+    pub fn hold(&self) -> MutexGuard<'_, ()> {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// graphyte's own [`TcpTransport`], recording every write it makes (when,
-/// what, whether it succeeded), to tell which lines graphyte wrote into a
-/// connection whose peer was already gone.
+/// what, on which connection, whether it succeeded), to tell on which
+/// connection every line went and which lines graphyte wrote into a
+/// connection whose peer was already gone. Kept small: it only forwards,
+/// and counts the connections it opened.
 pub struct RecordingTcp {
     inner: TcpTransport,
-    writes: Arc<Mutex<Vec<Write>>>,
+    recorder: Recorder,
+    /// Connections opened so far.
+    connects: u64,
 }
 
 impl RecordingTcp {
-    pub fn new(port: u16, timeout: Duration) -> (RecordingTcp, Arc<Mutex<Vec<Write>>>) {
-        let writes = Arc::new(Mutex::new(Vec::new()));
+    pub fn new(port: u16, timeout: Duration) -> (RecordingTcp, Recorder) {
+        let recorder = Recorder::default();
         let transport = RecordingTcp {
             inner: TcpTransport::new("127.0.0.1", port, timeout),
-            writes: Arc::clone(&writes),
+            recorder: recorder.clone(),
+            connects: 0,
         };
-        (transport, writes)
+        (transport, recorder)
     }
 }
 
 impl Transport for RecordingTcp {
     fn send(&mut self, lines: &[u8], deadline: Instant) -> Result<(), SendError> {
+        let gate = Arc::clone(&self.recorder.gate);
+        let _held = gate.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
         let result = self.inner.send(lines, deadline);
         let write = Write {
@@ -262,8 +364,11 @@ impl Transport for RecordingTcp {
             finished: Instant::now(),
             lines: lines.to_vec(),
             ok: result.is_ok(),
+            // The write went out on the last connection opened (numbered from 0).
+            connection: self.connects.saturating_sub(1),
         };
-        self.writes
+        self.recorder
+            .writes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(write);
@@ -275,7 +380,9 @@ impl Transport for RecordingTcp {
     }
 
     fn connect(&mut self, deadline: Instant) -> io::Result<()> {
-        self.inner.connect(deadline)
+        self.inner.connect(deadline)?;
+        self.connects += 1;
+        Ok(())
     }
 
     fn close(&mut self) {
@@ -487,51 +594,47 @@ pub struct Outage {
     pub ended: Instant,
 }
 
-/// Lines graphyte wrote successfully that never arrived, by when they were
-/// written relative to the outages.
+/// Lines graphyte wrote successfully that never arrived, by the connection
+/// they were written on.
 #[derive(Debug, Default)]
 pub struct Loss {
-    /// Written before an outage began: the server had them (in its socket
-    /// buffer or its own memory) and lost them when it went away.
-    pub with_server: Vec<u64>,
-    /// Written while an outage was happening (the write overlapped it, or
-    /// finished less than [`IN_FLIGHT`] before it began).
-    pub in_flight: Vec<u64>,
-    /// Written after the last outage had ended: into a connection whose peer
-    /// was already gone. graphyte checks for this before every write, so
-    /// there should be none.
-    pub on_wire: Vec<u64>,
-    /// The longest time between a lost line's write and the outage that
-    /// lost it (how far back the server's loss reached).
-    pub oldest_with_server: Duration,
+    /// Connection number → the lost lines written on it, in write order.
+    pub by_connection: BTreeMap<u64, Vec<u64>>,
+    /// Lost lines whose write started after the outage that ended their
+    /// connection was over: written into a connection whose peer was already
+    /// gone, which graphyte's check before every write exists to prevent.
+    pub into_dead_connection: Vec<u64>,
 }
 
 impl Loss {
     pub fn total(&self) -> u64 {
-        (self.with_server.len() + self.in_flight.len() + self.on_wire.len()) as u64
+        self.by_connection.values().map(|v| v.len() as u64).sum()
     }
 
     pub fn summary(&self) -> String {
+        let per: Vec<String> = self
+            .by_connection
+            .iter()
+            .map(|(c, lines)| format!("{} on connection {c}", lines.len()))
+            .collect();
         format!(
-            "lost {} written OK: {} with the server (written up to {} ms before it went away), \
-             {} in flight (written within 5 ms of the outage), {} written into a dead connection",
+            "lost {} lines written OK ({}), {} of them written into a dead connection",
             self.total(),
-            self.with_server.len(),
-            self.oldest_with_server.as_millis(),
-            self.in_flight.len(),
-            self.on_wire.len()
+            if per.is_empty() {
+                "none".into()
+            } else {
+                per.join(", ")
+            },
+            self.into_dead_connection.len()
         )
     }
 }
 
-/// A write that returned this little before an outage began may still be
-/// on its way to the server: the kernel delivers loopback data
-/// asynchronously (in a softirq), after `write` returns.
-pub const IN_FLIGHT: Duration = Duration::from_millis(5);
-
-/// Sorts every line that a successful write carried and that is not in
-/// `delivered` (sorted) into a [`Loss`]. Also checks that no line was
-/// written successfully twice.
+/// Every line that a successful write carried and that is not in
+/// `delivered` (sorted), by the connection it was written on; a line whose
+/// write started after an outage that began after the first write on its
+/// connection (the connection was already dead) is also in
+/// `into_dead_connection`. Checks that no line was written successfully twice.
 pub fn classify_loss(
     writes: &[Write],
     numbered: &Numbered,
@@ -540,27 +643,39 @@ pub fn classify_loss(
 ) -> Loss {
     let mut loss = Loss::default();
     let mut written = HashSet::new();
+    let mut opened: BTreeMap<u64, Instant> = BTreeMap::new();
     for write in writes.iter().filter(|w| w.ok) {
+        let first = *opened.entry(write.connection).or_insert(write.started);
         for i in numbered.parse(lines_of(&write.lines)) {
             assert!(written.insert(i), "line {i} was written successfully twice");
             if delivered.binary_search(&i).is_ok() {
                 continue;
             }
-            let overlaps = outages
+            loss.by_connection
+                .entry(write.connection)
+                .or_default()
+                .push(i);
+            let dead = outages
                 .iter()
-                .any(|o| write.started <= o.ended && o.began <= write.finished + IN_FLIGHT);
-            let next = outages.iter().find(|o| o.began >= write.finished);
-            match (overlaps, next) {
-                (true, _) => loss.in_flight.push(i),
-                (false, Some(o)) => {
-                    loss.oldest_with_server = loss.oldest_with_server.max(o.began - write.finished);
-                    loss.with_server.push(i);
-                }
-                (false, None) => loss.on_wire.push(i),
+                .any(|o| o.began > first && o.ended <= write.started);
+            if dead {
+                loss.into_dead_connection.push(i);
             }
         }
     }
     loss
+}
+
+/// The bytes of the successful writes on each connection, by connection
+/// number: what a server that read everything received on each.
+pub fn bytes_by_connection(writes: &[Write]) -> BTreeMap<u64, Vec<u8>> {
+    let mut by: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    for write in writes.iter().filter(|w| w.ok) {
+        by.entry(write.connection)
+            .or_default()
+            .extend_from_slice(&write.lines);
+    }
+    by
 }
 
 /// The line numbers of the successful writes that started after `since`,
@@ -613,4 +728,109 @@ pub fn assert_same_lines(got: &[u64], expected: &[u64], what: &str) {
         first(&extra),
         first(&repeated)
     );
+}
+
+/// The figures one fault test measured, for the machine-readable report:
+/// `<target>/faults-report/<test>.json`, one file per test so that test
+/// binaries (and parallel tests) never write the same file;
+/// `scripts/figures` combines them into `<target>/faults-report.json` and
+/// puts them into the README. Each figure has a key (which the README
+/// names), a value, a unit and a sentence saying what exactly it measures.
+pub struct Figures {
+    test: String,
+    entries: Vec<(String, f64, String, String)>,
+}
+
+impl Figures {
+    pub fn new(test: &str) -> Figures {
+        Figures {
+            test: test.to_owned(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Adds figure `key` (`value` in `unit`), measuring `what`.
+    pub fn add(&mut self, key: &str, value: f64, unit: &str, what: &str) -> &mut Figures {
+        assert!(value.is_finite(), "figure {key} is {value}");
+        self.entries
+            .push((key.to_owned(), value, unit.to_owned(), what.to_owned()));
+        self
+    }
+
+    /// A duration in milliseconds.
+    pub fn ms(&mut self, key: &str, value: Duration, what: &str) -> &mut Figures {
+        self.add(key, value.as_secs_f64() * 1e3, "ms", what)
+    }
+
+    /// A duration in microseconds.
+    pub fn us(&mut self, key: &str, value: Duration, what: &str) -> &mut Figures {
+        self.add(key, value.as_secs_f64() * 1e6, "µs", what)
+    }
+
+    /// A count.
+    pub fn count(&mut self, key: &str, value: u64, what: &str) -> &mut Figures {
+        self.add(key, value as f64, "", what)
+    }
+
+    /// Where the reports go: `$GRAPHYTE_FAULTS_REPORT_DIR`, else
+    /// `<target>/faults-report`.
+    pub fn dir() -> std::path::PathBuf {
+        match std::env::var_os("GRAPHYTE_FAULTS_REPORT_DIR") {
+            Some(dir) if !dir.is_empty() => dir.into(),
+            _ => std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .expect("CARGO_TARGET_TMPDIR is <target>/tmp")
+                .join("faults-report"),
+        }
+    }
+
+    /// Writes the report file (replacing the one of an earlier run) and
+    /// prints the figures (visible with `--nocapture`).
+    pub fn write(&self) {
+        fn json(s: &str) -> String {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        let entries: Vec<String> = self
+            .entries
+            .iter()
+            .map(|(key, value, unit, what)| {
+                eprintln!("[faults] {}: {key} = {value:.3} {unit} ({what})", self.test);
+                format!(
+                    "    {}: {{\"value\": {value:?}, \"unit\": {}, \"what\": {}}}",
+                    json(key),
+                    json(unit),
+                    json(what)
+                )
+            })
+            .collect();
+        let body = format!(
+            "{{\n  \"test\": {},\n  \"figures\": {{\n{}\n  }}\n}}\n",
+            json(&self.test),
+            entries.join(",\n")
+        );
+        let dir = Self::dir();
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let name: String = self
+            .test
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        // Written whole, then renamed: a reader never sees half a file.
+        let path = dir.join(format!("{name}.json"));
+        let tmp = dir.join(format!(".{name}.json.{}", std::process::id()));
+        std::fs::write(&tmp, body)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
 }

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::sys::ReservedPort;
+
 /// How often the `wait_for_*` helpers look again.
 const POLL: Duration = Duration::from_millis(10);
 
@@ -62,6 +64,8 @@ fn wait_until<T>(
 struct TcpState {
     /// Bytes received, one entry per accepted connection, in accept order.
     data: Vec<Vec<u8>>,
+    /// The client's address of each accepted connection, in accept order.
+    peers: Vec<SocketAddr>,
     /// Connections still open: a handle to shut them down and their reader.
     open: Vec<(TcpStream, JoinHandle<()>)>,
 }
@@ -102,6 +106,34 @@ impl LineListener {
     pub fn start_on(port: u16) -> Self {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .unwrap_or_else(|e| panic!("LineListener: cannot bind 127.0.0.1:{port}: {e}"));
+        Self::serve(listener)
+    }
+
+    /// Listens on a port reserved earlier (e.g. a "closed port" a client
+    /// was already failing to reach), without ever releasing it.
+    pub fn start_reserved(port: ReservedPort) -> Self {
+        let number = port.port();
+        let listener = port
+            .listen(128)
+            .unwrap_or_else(|e| panic!("LineListener: cannot listen on {number}: {e}"));
+        Self::serve(listener)
+    }
+
+    /// Like [`start`](Self::start), with the receive buffer of every
+    /// connection capped at about `bytes` (see
+    /// [`ReservedPort::cap_receive_buffer`]), so that a paused reader
+    /// blocks its client after a known amount of data, whatever the host's
+    /// socket buffer settings. Returns the listener and the buffer size the
+    /// kernel granted.
+    pub fn start_with_receive_buffer(bytes: usize) -> (Self, usize) {
+        let port = ReservedPort::new().expect("LineListener: reserve a port");
+        let granted = port
+            .cap_receive_buffer(bytes)
+            .expect("LineListener: cap the receive buffer");
+        (Self::start_reserved(port), granted)
+    }
+
+    fn serve(listener: TcpListener) -> Self {
         let addr = listener.local_addr().expect("LineListener: local_addr");
         let shared = Arc::new(TcpShared {
             stop: AtomicBool::new(false),
@@ -224,6 +256,11 @@ impl LineListener {
         f(&lock(&self.shared.state).data)
     }
 
+    /// The client's address of each connection, in accept order.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        lock(&self.shared.state).peers.clone()
+    }
+
     /// Total bytes received so far, on all connections.
     pub fn bytes_received(&self) -> usize {
         lock(&self.shared.state).data.iter().map(Vec::len).sum()
@@ -259,14 +296,23 @@ impl LineListener {
     /// waits until their sockets are really closed, so a client has to
     /// reconnect. The listener keeps accepting new connections. Data of those
     /// connections that was not read yet (e.g. while paused) is discarded.
-    pub fn drop_connections(&self) {
+    /// Returns how many connections were still open (and so were cut):
+    /// the ones whose client had not closed them.
+    pub fn drop_connections(&self) -> usize {
         self.shared.epoch.fetch_add(1, Ordering::SeqCst);
         let open = std::mem::take(&mut lock(&self.shared.state).open);
+        let mut cut = 0;
         for (stream, reader) in open {
+            // A reader that has returned saw the client close (or an error):
+            // that connection was not live any more.
+            if !reader.is_finished() {
+                cut += 1;
+            }
             let _ = stream.shutdown(Shutdown::Both);
             drop(stream);
             let _ = reader.join();
         }
+        cut
     }
 }
 
@@ -287,6 +333,18 @@ impl LineListener {
     }
 }
 
+impl LineListener {
+    /// [`stop`](Self::stop), then binds the port again at once (not
+    /// listening: connects are refused, as to a crashed server) so that no
+    /// other test can take it before the server comes back with
+    /// [`start_reserved`](Self::start_reserved).
+    pub fn stop_and_reserve(&mut self) -> ReservedPort {
+        self.stop();
+        ReservedPort::on(self.port())
+            .unwrap_or_else(|e| panic!("LineListener: cannot keep port {}: {e}", self.port()))
+    }
+}
+
 impl Drop for LineListener {
     fn drop(&mut self) {
         self.stop();
@@ -300,19 +358,21 @@ fn accept_loop(listener: TcpListener, shared: Arc<TcpShared>) {
             return;
         }
         let stream = match accepted {
-            Ok((stream, _)) => stream,
+            Ok(accepted) => accepted,
             Err(_) => {
                 // E.g. out of file descriptors: don't spin.
                 thread::sleep(POLL);
                 continue;
             }
         };
+        let (stream, peer) = stream;
         let Ok(handle) = stream.try_clone() else {
             continue;
         };
         let mut state = lock(&shared.state);
         let index = state.data.len();
         state.data.push(Vec::new());
+        state.peers.push(peer);
         let reader = {
             let shared = Arc::clone(&shared);
             let epoch = shared.epoch.load(Ordering::SeqCst);
