@@ -50,6 +50,8 @@ pub const DEFAULT_QUEUE_SIZE: usize = 250_000;
 /// | [`tag`](Config::tag) | none | tags added to every line; per-call tags win | an invalid tag: refused |
 /// | [`log_sends`](Config::log_sends) | false | log each send at INFO (target `graphyte`) | |
 /// | [`self_metrics`](Config::self_metrics) | false | interval mode: also send graphyte's own counters | |
+/// | [`idle_timeout`](Config::idle_timeout) | 10 min | macros' series: stop sending after this long without an update | under 1 s: 1 s |
+/// | [`max_series`](Config::max_series) | 200,000 | macros' series: the most that exist; past it new names are refused | |
 /// | [`transport`](Config::transport) | by protocol | send lines your own way | |
 ///
 /// "Refused" means [`Sender::new`](crate::Sender::new) and
@@ -69,6 +71,8 @@ pub struct Config {
     pub(crate) tags: Vec<(String, String)>,
     pub(crate) log_sends: bool,
     pub(crate) self_metrics: bool,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_series: usize,
     pub(crate) transport: Option<Box<dyn Transport>>,
     /// Lines to send besides those given to `send` (the global sender's
     /// macro aggregates); set by [`init`](crate::init) only.
@@ -101,6 +105,8 @@ impl Config {
             tags: Vec::new(),
             log_sends: false,
             self_metrics: false,
+            idle_timeout: crate::aggregate::DEFAULT_IDLE_TIMEOUT,
+            max_series: crate::aggregate::DEFAULT_MAX_SERIES,
             transport: None,
             source: None,
             error,
@@ -193,6 +199,38 @@ impl Config {
         self
     }
 
+    /// The macros' series (those of [`init`](crate::init)): a series that
+    /// received no update for this long stops being sent (default 10
+    /// minutes; at least 1 s). An update brings it back. A series whose name
+    /// was not a literal is then also freed.
+    ///
+    /// Around expiry, a counter sends `0` every interval after its last
+    /// non-zero sum until the timeout has passed, then nothing; a gauge its
+    /// last value, then nothing; a timer `NAME.count 0`, then nothing. In
+    /// Graphite the series then shows a gap (no points) instead of zeros:
+    /// use `transformNull(0)` where a zero is wanted. Ten minutes keeps a
+    /// series that is updated a few times an hour continuous while a
+    /// service that makes up names (a request id in the name, say) stops
+    /// sending each one soon after its use.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Config {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The macros' series (those of [`init`](crate::init)): the most that
+    /// exist at once (default 200,000). Past it a new name is refused: its
+    /// calls send nothing, never block and use no memory; it is counted in
+    /// [`Stats::series_refused`](crate::Stats::series_refused) (and the
+    /// `graphyte.series_refused` self-metric) and logged once. A series
+    /// that expires (see [`idle_timeout`](Config::idle_timeout)) makes room.
+    /// The default keeps the series state of a runaway service under about
+    /// 64 MiB (counters and gauges use about 200 bytes each; see
+    /// BENCHMARKS.md).
+    pub fn max_series(mut self, series: usize) -> Config {
+        self.max_series = series;
+        self
+    }
+
     /// Sends through `transport` instead of TCP or UDP; host, port and
     /// protocol are then not used.
     pub fn transport(mut self, transport: impl Transport) -> Config {
@@ -243,6 +281,8 @@ impl fmt::Debug for Config {
             .field("tags", &self.tags)
             .field("log_sends", &self.log_sends)
             .field("self_metrics", &self.self_metrics)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_series", &self.max_series)
             .field("transport", &self.transport.as_ref().map(|t| t.address()))
             .finish()
     }

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::aggregate::Registry;
+use crate::aggregate::{Registry, SeriesCount};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::line::LineFormat;
@@ -104,6 +104,10 @@ impl Global {
 struct MacroLines;
 
 impl LineSource for MacroLines {
+    fn series(&self) -> SeriesCount {
+        GLOBAL.registry().count()
+    }
+
     fn interval_lines(&self, start: Timestamp, format: &LineFormat, out: &mut Vec<u8>) -> usize {
         GLOBAL.registry().drain(start, format, out, false)
     }
@@ -157,6 +161,9 @@ pub fn init(config: impl Into<Config>) -> Result<()> {
         Some(_) => Mode::Aggregate,
         None => Mode::Sync,
     };
+    GLOBAL
+        .registry()
+        .configure(config.max_series, config.idle_timeout);
     config.source = Some(Arc::new(MacroLines));
     let sender = Sender::new(config)?;
     if GLOBAL.sender.set(sender).is_err() {

@@ -81,7 +81,7 @@ mod validate;
 mod value;
 mod worker;
 
-pub use aggregate::CountDelta;
+pub use aggregate::{CountDelta, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SERIES};
 pub use config::{Config, DEFAULT_BATCH_SIZE, DEFAULT_PORT, DEFAULT_QUEUE_SIZE, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};
 pub use global::{

@@ -81,7 +81,7 @@ fn send_now<V: Value>(name: &str, value: V) {
 #[derive(Debug)]
 pub struct CounterSite {
     name: &'static str,
-    series: OnceLock<Option<&'static Counter>>,
+    series: OnceLock<Option<Arc<Counter>>>,
 }
 
 impl CounterSite {
@@ -109,7 +109,9 @@ impl CounterSite {
 
     #[inline]
     fn series(&'static self) -> Option<&'static Counter> {
-        *self.series.get_or_init(|| registry().counter(self.name))
+        self.series
+            .get_or_init(|| registry().counter(self.name))
+            .as_deref()
     }
 }
 
@@ -117,11 +119,7 @@ impl CounterSite {
 /// on first use validated) per call.
 pub fn count_dyn<S: AsRef<str> + ?Sized, D: CountDelta>(name: &S, delta: D) {
     match global().mode() {
-        Mode::Aggregate => {
-            if let Some(counter) = registry().counter(name.as_ref()) {
-                counter.add(delta.to_i64());
-            }
-        }
+        Mode::Aggregate => registry().add_to_counter(name.as_ref(), delta.to_i64()),
         Mode::Sync => send_now(name.as_ref(), delta),
         Mode::Off => {}
     }
@@ -131,7 +129,7 @@ pub fn count_dyn<S: AsRef<str> + ?Sized, D: CountDelta>(name: &S, delta: D) {
 #[derive(Debug)]
 pub struct GaugeSite {
     name: &'static str,
-    series: OnceLock<Option<&'static Gauge>>,
+    series: OnceLock<Option<Arc<Gauge>>>,
 }
 
 impl GaugeSite {
@@ -159,7 +157,9 @@ impl GaugeSite {
 
     #[inline]
     fn series(&'static self) -> Option<&'static Gauge> {
-        *self.series.get_or_init(|| registry().gauge(self.name))
+        self.series
+            .get_or_init(|| registry().gauge(self.name))
+            .as_deref()
     }
 }
 
@@ -187,8 +187,11 @@ fn refuse_value(name: &str, reason: &'static str) {
 pub fn gauge_dyn<S: AsRef<str> + ?Sized, V: Value>(name: &S, value: V) {
     match global().mode() {
         Mode::Aggregate => {
-            if let Some(gauge) = registry().gauge(name.as_ref()) {
-                set_gauge(gauge, value);
+            let name = name.as_ref();
+            let value = value.as_f64();
+            match check_finite(value) {
+                Ok(()) => registry().set_gauge(name, value),
+                Err(reason) => refuse_value(name, reason),
             }
         }
         Mode::Sync => send_now(name.as_ref(), value),
@@ -215,7 +218,7 @@ pub struct TimerSite {
     name: TimerName,
     /// The metric name built from a [`TimerName::Function`], once.
     built_name: OnceLock<Box<str>>,
-    series: OnceLock<Option<&'static Timer>>,
+    series: OnceLock<Option<Arc<Timer>>>,
 }
 
 impl TimerSite {
@@ -260,7 +263,9 @@ impl TimerSite {
     /// The series, registered on first use.
     #[inline]
     fn series(&'static self) -> Option<&'static Timer> {
-        *self.series.get_or_init(|| registry().timer(self.name()))
+        self.series
+            .get_or_init(|| registry().timer(self.name()))
+            .as_deref()
     }
 
     #[inline]

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::aggregate::SeriesCount;
 use crate::line::LineFormat;
 use crate::stats::Stats;
 use crate::timestamp::Timestamp;
@@ -28,6 +29,10 @@ pub(crate) trait LineSource: Send + Sync {
         format: &LineFormat,
         out: &mut Vec<u8>,
     ) -> usize;
+
+    /// How many series the source holds and refused, for
+    /// [`Stats`](crate::Stats).
+    fn series(&self) -> SeriesCount;
 }
 
 /// The interval thread's reports and the state they need between intervals.
@@ -91,6 +96,20 @@ impl Reports {
                 ),
                 ("graphyte.queued", now.queued),
             ];
+            let series = [
+                ("graphyte.series", now.series),
+                (
+                    "graphyte.series_refused",
+                    now.series_refused.saturating_sub(last.series_refused),
+                ),
+            ];
+            // The series figures only for a sender with a source (the global one).
+            let series = if self.source.is_some() {
+                &series[..]
+            } else {
+                &[]
+            };
+            let lines = lines.iter().chain(series).copied();
             for (name, value) in lines {
                 if self
                     .format

@@ -287,7 +287,13 @@ impl Sender {
     /// reconnects, and the lines queued now.
     pub fn stats(&self) -> Stats {
         let queued = self.inner.worker.as_ref().map_or(0, |w| w.queue().len());
-        self.inner.link.stats(queued)
+        let mut stats = self.inner.link.stats(queued);
+        if let Some(source) = &self.inner.source {
+            let series = source.series();
+            stats.series = series.live;
+            stats.series_refused = series.refused;
+        }
+        stats
     }
 
     /// Interval mode: writes everything queued now and waits until it is

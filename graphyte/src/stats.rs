@@ -20,6 +20,12 @@ pub struct Stats {
     pub reconnects: u64,
     /// Lines waiting in the queue right now (interval mode).
     pub queued: u64,
+    /// The global sender: the macros' series that exist now (see
+    /// [`Config::max_series`](crate::Config::max_series)). 0 for other senders.
+    pub series: u64,
+    /// The global sender: new series names refused because
+    /// [`Config::max_series`](crate::Config::max_series) series existed.
+    pub series_refused: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -43,6 +49,8 @@ impl Counters {
             send_errors: self.send_errors.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             queued: queued as u64,
+            series: 0,
+            series_refused: 0,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! swapping it with zero, so no increment is lost or counted twice.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
 
 use crate::value::Value;
 
@@ -54,10 +55,11 @@ clamped!(u64 usize u128 i128 isize);
 ///
 /// Aligned to its own cache lines so that two busy counters never share one.
 #[derive(Debug)]
-#[repr(align(128))]
 pub(crate) struct Counter {
     sum: AtomicI64,
     name: Box<str>,
+    /// What the drains did with it; only the drain takes this lock.
+    pub(super) drained: Mutex<CounterDrained>,
 }
 
 impl Counter {
@@ -65,25 +67,39 @@ impl Counter {
         Counter {
             sum: AtomicI64::new(0),
             name,
+            drained: Mutex::default(),
         }
     }
 
-    /// The full name (path and inline tags).
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
-    /// Adds a delta (wrapping). One atomic add.
+    /// Adds `delta` (wrapping).
     #[inline]
     pub(crate) fn add(&self, delta: i64) {
         self.sum.fetch_add(delta, Ordering::Relaxed);
     }
 
-    /// Takes the sum since the last call. Adds and takes are read-modify-writes
-    /// of one atomic, so every add is in exactly one taken sum.
+    /// Takes the sum since the last take.
     pub(crate) fn take(&self) -> i64 {
         self.sum.swap(0, Ordering::Relaxed)
     }
+
+    /// Whether anything was added since the last take.
+    pub(super) fn has_pending(&self) -> bool {
+        self.sum.load(Ordering::Relaxed) != 0
+    }
+}
+
+/// A counter's state between drains.
+#[derive(Debug, Default)]
+pub(crate) struct CounterDrained {
+    /// The timestamp of the last line sent, and the total sent with it.
+    pub(super) ts: Option<i64>,
+    pub(super) total: i64,
+    /// The start of the last interval with a non-zero sum.
+    pub(super) active: Option<i64>,
 }
 
 #[cfg(test)]

@@ -75,7 +75,8 @@ impl Registry {
             {
                 let index = read(shard);
                 for entry in index.iter() {
-                    let outcome = drain_series(&entry.series, &mut out, &mut buckets, residual, idle_secs);
+                    let outcome =
+                        drain_series(&entry.series, &mut out, &mut buckets, residual, idle_secs);
                     if outcome == Outcome::Idle && !entry.pinned.load(Ordering::Relaxed) {
                         idle.push(entry.series.clone());
                     }
@@ -95,7 +96,11 @@ impl Registry {
 
     /// Removes the idle series of `idle` from `shard`, unless one was
     /// updated meanwhile or pinned by a call site; empties `idle`.
-    fn remove_idle(&self, shard: &std::sync::RwLock<super::Shard>, idle: &mut Vec<Series>) {
+    pub(super) fn remove_idle(
+        &self,
+        shard: &std::sync::RwLock<super::Shard>,
+        idle: &mut Vec<Series>,
+    ) {
         let mut index = write(shard);
         for series in idle.drain(..) {
             // Under the write lock no update is under way: one that came
@@ -193,4 +198,3 @@ fn drain_series(
     }
     Outcome::Kept
 }
-

@@ -1,37 +1,44 @@
 //! Gauges: `gauge!` stores the latest value in one atomic; every interval
 //! sends whatever value is there.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Bits meaning "never set". A NaN, which `gauge!` never stores.
 const UNSET: u64 = 0x7ff8_0000_dead_beef;
 
 /// One gauge series: the latest value, as `f64` bits.
 #[derive(Debug)]
-#[repr(align(128))]
 pub(crate) struct Gauge {
     bits: AtomicU64,
+    /// Set by every `set`, cleared by the drain: a gauge set to the same
+    /// value every interval is still in use.
+    touched: AtomicBool,
     name: Box<str>,
+    /// What the drains did with it; only the drain takes this lock.
+    pub(super) drained: Mutex<GaugeDrained>,
 }
 
 impl Gauge {
     pub(crate) fn new(name: Box<str>) -> Gauge {
         Gauge {
             bits: AtomicU64::new(UNSET),
+            touched: AtomicBool::new(false),
             name,
+            drained: Mutex::default(),
         }
     }
 
-    /// The full name (path and inline tags).
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
-    /// Stores a finite value. One atomic store.
+    /// Stores the latest value (finite: callers check).
     #[inline]
     pub(crate) fn set(&self, value: f64) {
         debug_assert!(value.is_finite());
         self.bits.store(value.to_bits(), Ordering::Relaxed);
+        self.touched.store(true, Ordering::Relaxed);
     }
 
     /// The latest value, if one was ever set.
@@ -39,6 +46,25 @@ impl Gauge {
         let bits = self.bits.load(Ordering::Relaxed);
         (bits != UNSET).then(|| f64::from_bits(bits))
     }
+
+    /// Whether it was set since the last call (and clears that).
+    pub(super) fn take_touched(&self) -> bool {
+        self.touched.swap(false, Ordering::Relaxed)
+    }
+
+    /// Whether it was set since the last [`take_touched`](Gauge::take_touched).
+    pub(super) fn has_pending(&self) -> bool {
+        self.touched.load(Ordering::Relaxed)
+    }
+}
+
+/// A gauge's state between drains.
+#[derive(Debug, Default)]
+pub(crate) struct GaugeDrained {
+    /// The bits of the value sent last, if any.
+    pub(super) sent: Option<u64>,
+    /// The start of the last interval in which it was set.
+    pub(super) active: Option<i64>,
 }
 
 #[cfg(test)]

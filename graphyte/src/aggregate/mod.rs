@@ -2,9 +2,10 @@
 //!
 //! Every series the macros feed is registered here once, by its full name
 //! (path and inline tags), so that all call sites with one name share one
-//! series. Call sites keep a `&'static` handle to their series, so the hot
-//! path never touches the registry; only names that are not literals are
-//! looked up per call (a read lock and a hash).
+//! series. Call sites with a literal name keep a handle to their series, so
+//! their hot path never touches the registry; names that are not literals
+//! are looked up per call, in one of 16 shards picked by the name's hash
+//! (foldhash), under that shard's read lock.
 //!
 //! The registry knows no sender and no socket. The process-wide one lives in
 //! [`Global`](crate::global::Global), with the mode that says what a macro
@@ -25,57 +26,123 @@
 //! * timer: `NAME.count N`, and when `N > 0` also `NAME.sum`, `NAME.min`,
 //!   `NAME.max`, `NAME.mean`, `NAME.p50`, `NAME.p90`, `NAME.p99`, in
 //!   milliseconds.
+//!
+//! # Idle series and the bound
+//! A series that saw no update (a counter no non-zero delta, a gauge no
+//! `set`, a timer no call) for the idle timeout stops being sent; an update
+//! brings it back. One whose name was not a literal is then removed and its
+//! memory freed (a literal call site keeps its handle). At most `max_series`
+//! series exist: past that, a new name is refused, counted and logged once.
 
 mod counter;
+mod drain;
 mod gauge;
 mod histogram;
 mod timer;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Display;
-use std::sync::{Mutex, RwLock};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 pub use counter::CountDelta;
 pub(crate) use counter::Counter;
 pub(crate) use gauge::Gauge;
 pub(crate) use timer::Timer;
 
-use crate::error::Error;
-use crate::line::LineFormat;
 use crate::sync::{lock, read, write};
-use crate::timestamp::Timestamp;
-use crate::value::Value;
-use timer::Summary;
 
 /// The most invalid names remembered so that each is logged only once.
 const MAX_REPORTED: usize = 1024;
 
+/// Shards of the name index: lookups of different names rarely share a lock.
+const SHARDS: usize = 16;
+
+/// Default [`idle timeout`](crate::Config::idle_timeout).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Default [`max_series`](crate::Config::max_series).
+pub const DEFAULT_MAX_SERIES: usize = 200_000;
+
 /// A registered series.
-#[derive(Clone, Copy)]
-enum Series {
-    Counter(&'static Counter),
-    Gauge(&'static Gauge),
-    Timer(&'static Timer),
+#[derive(Clone)]
+pub(crate) enum Series {
+    Counter(Arc<Counter>),
+    Gauge(Arc<Gauge>),
+    Timer(Arc<Timer>),
 }
 
 impl Series {
-    fn kind(self) -> &'static str {
+    fn kind(&self) -> &'static str {
         match self {
             Series::Counter(_) => "a counter (count!)",
             Series::Gauge(_) => "a gauge (gauge!)",
             Series::Timer(_) => "a timer (#[timed])",
         }
     }
+
+    fn name(&self) -> &str {
+        match self {
+            Series::Counter(c) => c.name(),
+            Series::Gauge(g) => g.name(),
+            Series::Timer(t) => t.name(),
+        }
+    }
+
+    /// Whether it was updated since the drain last looked.
+    fn has_pending(&self) -> bool {
+        match self {
+            Series::Counter(c) => c.has_pending(),
+            Series::Gauge(g) => g.has_pending(),
+            Series::Timer(t) => t.has_pending(),
+        }
+    }
 }
 
+/// A series in a shard's index, found by its name.
+struct Entry {
+    series: Series,
+    /// A literal call site holds it: never removed.
+    pinned: AtomicBool,
+}
+
+impl std::borrow::Borrow<str> for Entry {
+    fn borrow(&self) -> &str {
+        self.series.name()
+    }
+}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.series.name().hash(state)
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.series.name() == other.series.name()
+    }
+}
+
+impl Eq for Entry {}
+
+type Shard = HashSet<Entry, foldhash::fast::RandomState>;
+
 /// Every series, by name.
-#[derive(Default)]
 pub(crate) struct Registry {
-    names: RwLock<HashMap<Box<str>, Series>>,
-    /// Series in registration order; the drain picks up new ones from here.
-    order: Mutex<Vec<Series>>,
-    /// What the drains sent, per series. Only the drain takes this lock.
-    sent: Mutex<Drains>,
+    shards: Box<[RwLock<Shard>]>,
+    hasher: foldhash::fast::RandomState,
+    /// Series registered now.
+    live: AtomicUsize,
+    /// New names refused because `max_series` were live.
+    refused: AtomicU64,
+    max_series: AtomicUsize,
+    /// The idle timeout in whole seconds (timestamps are whole seconds).
+    idle_secs: AtomicU64,
+    /// Scratch space of the drains; only the drain takes this lock.
+    buckets: Mutex<Vec<(u32, u64)>>,
     /// Names whose problem was logged already.
     reported: Mutex<Reported>,
 }
@@ -86,107 +153,216 @@ struct Reported {
     overflowed: bool,
 }
 
-#[derive(Default)]
-struct Drains {
-    series: Vec<Sent>,
-    buckets: Vec<(u32, u64)>,
+/// How many series a registry holds, and refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SeriesCount {
+    pub(crate) live: u64,
+    pub(crate) refused: u64,
 }
 
-/// What was sent for one series with the timestamp `ts`.
-struct Sent {
-    series: Series,
-    ts: i64,
-    total: i64,
-    last_gauge: Option<u64>,
-    summary: Summary,
-}
-
-/// Lines appended by one drain, and the problems to log once it is done.
-struct Out<'a> {
-    buf: &'a mut Vec<u8>,
-    format: &'a LineFormat,
-    ts: Timestamp,
-    lines: usize,
-    failed: Vec<(Box<str>, Error)>,
-}
-
-impl Out<'_> {
-    fn line<V: Value>(&mut self, name: &str, value: V) {
-        match self.format.format_into(self.buf, name, &[], value, self.ts) {
-            Ok(()) => self.lines += 1,
-            Err(e) => self.failed.push((name.into(), e)),
-        }
-    }
-
-    /// Whole numbers without a fraction (`5`, not `5.0`).
-    fn number(&mut self, name: &str, value: f64) {
-        const EXACT: f64 = (1u64 << 53) as f64;
-        if value.fract() == 0.0 && value.abs() < EXACT {
-            self.line(name, value as i64);
-        } else {
-            self.line(name, value);
+impl Default for Registry {
+    fn default() -> Registry {
+        let hasher = foldhash::fast::RandomState::default();
+        Registry {
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(HashSet::with_hasher(hasher.clone())))
+                .collect(),
+            hasher,
+            live: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            max_series: AtomicUsize::new(DEFAULT_MAX_SERIES),
+            idle_secs: AtomicU64::new(DEFAULT_IDLE_TIMEOUT.as_secs()),
+            buckets: Mutex::default(),
+            reported: Mutex::default(),
         }
     }
 }
 
 impl Registry {
-    /// The counter named `name`, registered on first use; `None` (and logged
-    /// once) if the name is invalid or already used by another kind of series.
-    pub(crate) fn counter(&self, name: &str) -> Option<&'static Counter> {
-        match self.series(name, |name| {
-            Series::Counter(Box::leak(Box::new(Counter::new(name))))
-        })? {
+    /// Sets the bound and the idle timeout (at `init`).
+    pub(crate) fn configure(&self, max_series: usize, idle_timeout: Duration) {
+        self.max_series.store(max_series, Ordering::Relaxed);
+        // At least a second: timestamps are whole seconds.
+        self.idle_secs
+            .store(idle_timeout.as_secs().max(1), Ordering::Relaxed);
+    }
+
+    /// Series live and refused so far.
+    pub(crate) fn count(&self) -> SeriesCount {
+        SeriesCount {
+            live: self.live.load(Ordering::Relaxed) as u64,
+            refused: self.refused.load(Ordering::Relaxed),
+        }
+    }
+
+    fn shard(&self, name: &str) -> &RwLock<Shard> {
+        let hash = self.hasher.hash_one(name);
+        // The high bits: the map inside uses the low ones.
+        &self.shards[(hash >> 60) as usize % SHARDS]
+    }
+
+    /// The counter named `name`, registered on first use, for a call site
+    /// that keeps it; `None` (and logged once) if the name is invalid, used
+    /// by another kind of series, or refused by the bound.
+    pub(crate) fn counter(&self, name: &str) -> Option<Arc<Counter>> {
+        match self.pinned(name, |name| Series::Counter(Arc::new(Counter::new(name))))? {
             Series::Counter(c) => Some(c),
-            other => self.conflict(name, other, "a counter (count!)"),
+            other => self.conflict(name, &other, "a counter (count!)"),
         }
     }
 
     /// The gauge named `name`; see [`counter`](Self::counter).
-    pub(crate) fn gauge(&self, name: &str) -> Option<&'static Gauge> {
-        match self.series(name, |name| {
-            Series::Gauge(Box::leak(Box::new(Gauge::new(name))))
-        })? {
+    pub(crate) fn gauge(&self, name: &str) -> Option<Arc<Gauge>> {
+        match self.pinned(name, |name| Series::Gauge(Arc::new(Gauge::new(name))))? {
             Series::Gauge(g) => Some(g),
-            other => self.conflict(name, other, "a gauge (gauge!)"),
+            other => self.conflict(name, &other, "a gauge (gauge!)"),
         }
     }
 
     /// The timer named `name`; see [`counter`](Self::counter).
-    pub(crate) fn timer(&self, name: &str) -> Option<&'static Timer> {
-        match self.series(name, |name| {
-            Series::Timer(Box::leak(Box::new(Timer::new(name))))
-        })? {
+    pub(crate) fn timer(&self, name: &str) -> Option<Arc<Timer>> {
+        match self.pinned(name, |name| Series::Timer(Arc::new(Timer::new(name))))? {
             Series::Timer(t) => Some(t),
-            other => self.conflict(name, other, "a timer (#[timed])"),
+            other => self.conflict(name, &other, "a timer (#[timed])"),
         }
     }
 
-    fn conflict<T>(&self, name: &str, existing: Series, wanted: &str) -> Option<T> {
-        self.report_once(
+    /// Adds `delta` to the counter named `name` (a name that is not a
+    /// literal: looked up per call, registered on first use).
+    #[inline]
+    pub(crate) fn add_to_counter(&self, name: &str, delta: i64) {
+        self.update(
             name,
-            format_args!(
-                "metric {name:?} is already {}; its use as {wanted} is ignored",
-                existing.kind()
-            ),
-        );
+            |series| match series {
+                Series::Counter(c) => {
+                    c.add(delta);
+                    Ok(())
+                }
+                other => Err(other.kind()),
+            },
+            |name| Series::Counter(Arc::new(Counter::new(name))),
+            "a counter (count!)",
+        )
+    }
+
+    /// Sets the gauge named `name` (a name that is not a literal).
+    #[inline]
+    pub(crate) fn set_gauge(&self, name: &str, value: f64) {
+        self.update(
+            name,
+            |series| match series {
+                Series::Gauge(g) => {
+                    g.set(value);
+                    Ok(())
+                }
+                other => Err(other.kind()),
+            },
+            |name| Series::Gauge(Arc::new(Gauge::new(name))),
+            "a gauge (gauge!)",
+        )
+    }
+
+    fn conflict<T>(&self, name: &str, existing: &Series, wanted: &str) -> Option<T> {
+        self.report_conflict(name, existing.kind(), wanted);
         None
     }
 
-    fn series(&self, name: &str, make: impl FnOnce(Box<str>) -> Series) -> Option<Series> {
-        if let Some(&series) = read(&self.names).get(name) {
-            return Some(series);
+    fn report_conflict(&self, name: &str, existing: &str, wanted: &str) {
+        self.report_once(
+            name,
+            format_args!("metric {name:?} is already {existing}; its use as {wanted} is ignored"),
+        );
+    }
+
+    /// Applies `update` to the series named `name`, registering it first
+    /// if need be. The update runs under the shard's read lock, so that a
+    /// drain removing an idle series (under the write lock) never loses it.
+    fn update(
+        &self,
+        name: &str,
+        update: impl Fn(&Series) -> Result<(), &'static str>,
+        make: impl FnOnce(Box<str>) -> Series,
+        wanted: &str,
+    ) {
+        let shard = self.shard(name);
+        {
+            let index = read(shard);
+            if let Some(entry) = index.get(name) {
+                if let Err(existing) = update(&entry.series) {
+                    drop(index);
+                    self.report_conflict(name, existing, wanted);
+                }
+                return;
+            }
         }
+        if self.register(shard, name, make, false).is_some() {
+            let index = read(shard);
+            if let Some(entry) = index.get(name) {
+                if let Err(existing) = update(&entry.series) {
+                    drop(index);
+                    self.report_conflict(name, existing, wanted);
+                }
+            }
+        }
+    }
+
+    /// The series named `name` for a literal call site: registered if need
+    /// be, and pinned.
+    fn pinned(&self, name: &str, make: impl FnOnce(Box<str>) -> Series) -> Option<Series> {
+        let shard = self.shard(name);
+        {
+            let index = read(shard);
+            if let Some(entry) = index.get(name) {
+                entry.pinned.store(true, Ordering::Relaxed);
+                return Some(entry.series.clone());
+            }
+        }
+        self.register(shard, name, make, true)
+    }
+
+    /// Registers a new series, unless the name is invalid or the bound is
+    /// reached (refused, counted, logged once); returns it.
+    #[cold]
+    fn register(
+        &self,
+        shard: &RwLock<Shard>,
+        name: &str,
+        make: impl FnOnce(Box<str>) -> Series,
+        pin: bool,
+    ) -> Option<Series> {
         if let Err(e) = crate::line::check_name(name) {
             self.report_once(name, e);
             return None;
         }
-        let mut names = write(&self.names);
-        if let Some(&series) = names.get(name) {
-            return Some(series);
+        let mut index = write(shard);
+        if let Some(entry) = index.get(name) {
+            if pin {
+                entry.pinned.store(true, Ordering::Relaxed);
+            }
+            return Some(entry.series.clone());
+        }
+        let max = self.max_series.load(Ordering::Relaxed);
+        let reserved = self
+            .live
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |live| {
+                (live < max).then_some(live + 1)
+            });
+        if reserved.is_err() {
+            drop(index);
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            self.report_once(
+                name,
+                format_args!(
+                    "metric {name:?} refused: {max} series exist already (Config::max_series); its calls send nothing"
+                ),
+            );
+            return None;
         }
         let series = make(name.into());
-        names.insert(name.into(), series);
-        lock(&self.order).push(series);
+        index.insert(Entry {
+            series: series.clone(),
+            pinned: AtomicBool::new(pin),
+        });
         Some(series)
     }
 
@@ -211,102 +387,13 @@ impl Registry {
             log::error!(target: "graphyte", "{problem} (more than {MAX_REPORTED} metric names had problems: no more are logged)");
         }
     }
-
-    /// Appends the aggregated lines of the interval that started at `ts` to
-    /// `buf`, with `format`'s prefix and default tags; returns how many.
-    ///
-    /// With `residual`, only series that changed since the previous drain
-    /// are sent (the last drain at shutdown, after the interval thread's own).
-    pub(crate) fn drain(
-        &self,
-        ts: Timestamp,
-        format: &LineFormat,
-        buf: &mut Vec<u8>,
-        residual: bool,
-    ) -> usize {
-        let mut out = Out {
-            buf,
-            format,
-            ts,
-            lines: 0,
-            failed: Vec::new(),
-        };
-        {
-            let mut drains = lock(&self.sent);
-            let Drains { series, buckets } = &mut *drains;
-            {
-                let order = lock(&self.order);
-                series.extend(order[series.len()..].iter().map(|&s| Sent {
-                    series: s,
-                    ts: i64::MIN,
-                    total: 0,
-                    last_gauge: None,
-                    summary: Summary::default(),
-                }));
-            }
-            for sent in series.iter_mut() {
-                sent.drain(&mut out, buckets, residual);
-            }
-        }
-        // Logged without holding any lock: a logger may use the macros too.
-        for (name, error) in out.failed {
-            self.report_once(&name, error);
-        }
-        out.lines
-    }
-}
-
-impl Sent {
-    fn drain(&mut self, out: &mut Out<'_>, buckets: &mut Vec<(u32, u64)>, residual: bool) {
-        let ts = out.ts.as_secs();
-        let same_bucket = self.ts == ts;
-        self.ts = ts;
-        match self.series {
-            Series::Counter(counter) => {
-                let delta = counter.take();
-                self.total = if same_bucket {
-                    self.total.wrapping_add(delta)
-                } else {
-                    delta
-                };
-                if !(residual && delta == 0) {
-                    out.line(counter.name(), self.total);
-                }
-            }
-            Series::Gauge(gauge) => {
-                let Some(value) = gauge.get() else { return };
-                let bits = value.to_bits();
-                if !(residual && self.last_gauge == Some(bits)) {
-                    self.last_gauge = Some(bits);
-                    out.number(gauge.name(), value);
-                }
-            }
-            Series::Timer(timer) => {
-                buckets.clear();
-                let taken = timer.take(buckets);
-                if !same_bucket {
-                    self.summary = Summary::default();
-                }
-                self.summary.merge(taken, buckets);
-                if residual && taken.count == 0 {
-                    return;
-                }
-                let names = timer.names();
-                out.line(&names[0], self.summary.count);
-                if let Some(ms) = self.summary.millis() {
-                    let values = [ms.sum, ms.min, ms.max, ms.mean, ms.p50, ms.p90, ms.p99];
-                    for (name, value) in names[1..].iter().zip(values) {
-                        out.number(name, value);
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::line::LineFormat;
+    use crate::timestamp::Timestamp;
 
     fn drain(r: &Registry, ts: i64, residual: bool) -> Vec<String> {
         let format = LineFormat::new("app", &[("host", "h1")]).unwrap();
@@ -323,7 +410,7 @@ mod tests {
         let r = Registry::default();
         let a = r.counter("requests").unwrap();
         let b = r.counter("requests").unwrap();
-        assert!(std::ptr::eq(a, b));
+        assert!(Arc::ptr_eq(&a, &b));
         assert!(r.gauge("requests").is_none());
         assert!(r.timer("requests").is_none());
         assert!(r.counter("bad name").is_none());
@@ -448,5 +535,159 @@ mod tests {
         let reported = lock(&r.reported);
         assert_eq!(reported.names.len(), MAX_REPORTED);
         assert!(reported.overflowed);
+    }
+
+    fn registry(max_series: usize, idle_secs: u64) -> Registry {
+        let r = Registry::default();
+        r.configure(max_series, Duration::from_secs(idle_secs));
+        r
+    }
+
+    /// A drain's lines, sorted (shards are drained in hash order).
+    fn sorted(r: &Registry, ts: i64, residual: bool) -> Vec<String> {
+        let mut lines = drain(r, ts, residual);
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn idle_counters_send_zeros_until_the_timeout_then_nothing() {
+        let r = registry(100, 30);
+        r.add_to_counter("dyn", 4);
+        let literal = r.counter("lit").unwrap();
+        literal.add(1);
+        assert_eq!(
+            sorted(&r, 100, false),
+            ["app.dyn;host=h1 4 100", "app.lit;host=h1 1 100"]
+        );
+        assert_eq!(
+            sorted(&r, 110, false),
+            ["app.dyn;host=h1 0 110", "app.lit;host=h1 0 110"]
+        );
+        assert_eq!(
+            sorted(&r, 120, false),
+            ["app.dyn;host=h1 0 120", "app.lit;host=h1 0 120"]
+        );
+        // 30 s after the last non-zero interval: idle, nothing sent; the
+        // dynamic one is removed, the literal one kept (its site holds it).
+        assert_eq!(r.count().live, 2);
+        assert!(sorted(&r, 130, false).is_empty());
+        assert_eq!(r.count().live, 1);
+        assert_eq!(Arc::strong_count(&literal), 2, "still registered");
+        assert!(sorted(&r, 140, false).is_empty());
+        // Updates bring both back, with the new sums only.
+        r.add_to_counter("dyn", 2);
+        literal.add(3);
+        assert_eq!(
+            sorted(&r, 150, false),
+            ["app.dyn;host=h1 2 150", "app.lit;host=h1 3 150"]
+        );
+        assert_eq!(r.count().live, 2);
+    }
+
+    #[test]
+    fn idle_gauges_and_timers_stop_too() {
+        let r = registry(100, 20);
+        r.set_gauge("g", 1.5);
+        let timer = r.timer("t").unwrap();
+        timer.record(2_000_000);
+        let first = sorted(&r, 100, false);
+        assert_eq!(first.len(), 1 + 8, "{first:?}");
+        assert_eq!(
+            sorted(&r, 110, false),
+            ["app.g;host=h1 1.5 110", "app.t.count;host=h1 0 110"]
+        );
+        assert!(sorted(&r, 120, false).is_empty());
+        assert_eq!(r.count().live, 1, "the gauge was freed, the timer kept");
+        // A gauge set to the same value again is in use again.
+        r.set_gauge("g", 1.5);
+        assert_eq!(sorted(&r, 130, false), ["app.g;host=h1 1.5 130"]);
+    }
+
+    #[test]
+    fn an_update_racing_the_removal_keeps_the_series() {
+        let r = registry(100, 10);
+        r.add_to_counter("c", 1);
+        drain(&r, 100, false);
+        // Idle at 110; an add between the drain's look and the removal
+        // (simulated: the add happens, then the removal re-checks).
+        let index = read(r.shard("c"));
+        let series = index.get("c").unwrap().series.clone();
+        drop(index);
+        assert!(drain(&r, 110, false).is_empty());
+        assert_eq!(r.count().live, 0, "removed");
+        // An update after the removal registers it afresh.
+        r.add_to_counter("c", 5);
+        assert_eq!(drain(&r, 120, false), ["app.c;host=h1 5 120"]);
+        // The removed series' handle is no longer in the index.
+        let Series::Counter(old) = series else {
+            panic!()
+        };
+        old.add(7);
+        assert!(!Arc::ptr_eq(&old, &r.counter("c").unwrap()));
+        // And a series updated between look and removal is kept.
+        let r = registry(100, 10);
+        r.add_to_counter("k", 1);
+        drain(&r, 100, false);
+        let mut idle = vec![index_series(&r, "k")];
+        r.add_to_counter("k", 1);
+        r.remove_idle(r.shard("k"), &mut idle);
+        assert_eq!(r.count().live, 1, "kept: updated after the look");
+    }
+
+    fn index_series(r: &Registry, name: &str) -> Series {
+        read(r.shard(name)).get(name).unwrap().series.clone()
+    }
+
+    #[test]
+    fn past_the_bound_new_names_are_refused_counted_and_use_no_memory() {
+        let r = registry(3, 600);
+        for i in 0..10 {
+            r.add_to_counter(&format!("c{i}"), 1);
+        }
+        assert_eq!(
+            r.count(),
+            SeriesCount {
+                live: 3,
+                refused: 7
+            }
+        );
+        assert_eq!(sorted(&r, 100, false).len(), 3);
+        // Calls on refused names stay refused and counted; known ones work.
+        r.add_to_counter("c9", 1);
+        r.add_to_counter("c0", 1);
+        assert_eq!(
+            r.count(),
+            SeriesCount {
+                live: 3,
+                refused: 8
+            }
+        );
+        assert!(
+            r.counter("literal").is_none(),
+            "a literal site is refused too"
+        );
+        let reported = lock(&r.reported);
+        assert!(reported.names.contains("c9") && reported.names.contains("literal"));
+    }
+
+    #[test]
+    fn expiry_makes_room_under_the_bound() {
+        let r = registry(2, 10);
+        r.add_to_counter("a", 1);
+        r.add_to_counter("b", 1);
+        r.add_to_counter("c", 1);
+        assert_eq!(
+            r.count(),
+            SeriesCount {
+                live: 2,
+                refused: 1
+            }
+        );
+        drain(&r, 100, false);
+        drain(&r, 110, false);
+        assert_eq!(r.count().live, 0);
+        r.add_to_counter("c", 1);
+        assert_eq!(drain(&r, 120, false), ["app.c;host=h1 1 120"]);
     }
 }

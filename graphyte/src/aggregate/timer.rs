@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use super::histogram::{self, Histogram};
 use crate::validate;
@@ -21,6 +22,18 @@ pub(crate) struct Timer {
     /// `SUFFIXES` applied to `name`: the suffix goes on the path, before any
     /// inline tags (`db.query;env=prod` → `db.query.count;env=prod`).
     names: [Box<str>; 8],
+    /// What the drains did with it; only the drain takes this lock.
+    pub(super) drained: Mutex<TimerDrained>,
+}
+
+/// A timer's state between drains.
+#[derive(Debug, Default)]
+pub(crate) struct TimerDrained {
+    /// The timestamp of the last lines sent, and their summary.
+    pub(super) ts: Option<i64>,
+    pub(super) summary: Summary,
+    /// The start of the last interval with a recorded duration.
+    pub(super) active: Option<i64>,
 }
 
 impl std::fmt::Debug for Timer {
@@ -54,7 +67,18 @@ impl Timer {
             histogram: Histogram::new(),
             name,
             names,
+            drained: Mutex::default(),
         }
+    }
+
+    /// Whether a duration was recorded since the last take.
+    pub(super) fn has_pending(&self) -> bool {
+        self.min.load(Ordering::Relaxed) != u64::MAX
+    }
+
+    /// The timer's name (without suffixes).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     /// The names of the eight series, in `SUFFIXES` order.
