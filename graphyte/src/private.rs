@@ -310,6 +310,27 @@ impl Drop for TimerGuard {
     }
 }
 
+/// Hooks for graphyte's own benchmarks (graphyte-benches), which measure
+/// the registry directly. Not part of the API.
+pub mod bench {
+    use super::registry;
+    use crate::line::LineFormat;
+    use crate::timestamp::Timestamp;
+
+    /// Drains the global registry as the interval thread does at the end
+    /// of the interval that started at `ts`, into `out` (no prefix, no
+    /// tags); returns the number of lines.
+    pub fn drain(ts: u64, out: &mut Vec<u8>) -> usize {
+        registry().drain(Timestamp::from(ts), &LineFormat::default(), out, false)
+    }
+
+    /// The global registry's series: live now, and refused so far.
+    pub fn series() -> (u64, u64) {
+        let count = registry().count();
+        (count.live, count.refused)
+    }
+}
+
 #[cfg(all(test, feature = "macros"))]
 mod tests {
     use super::registry;
