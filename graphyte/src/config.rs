@@ -52,6 +52,7 @@ pub const DEFAULT_QUEUE_SIZE: usize = 250_000;
 /// | [`self_metrics`](Config::self_metrics) | false | interval mode: also send graphyte's own counters | |
 /// | [`idle_timeout`](Config::idle_timeout) | 10 min | macros' series: stop sending after this long without an update | under 1 s: 1 s |
 /// | [`max_series`](Config::max_series) | 200,000 | macros' series: the most that exist; past it new names are refused | |
+/// | [`percentiles`](Config::percentiles) | 0.5, 0.9, 0.99 | `metrics` histograms: the percentiles sent | outside (0, 1]: refused |
 /// | [`transport`](Config::transport) | by protocol | send lines your own way | |
 ///
 /// "Refused" means [`Sender::new`](crate::Sender::new) and
@@ -73,6 +74,7 @@ pub struct Config {
     pub(crate) self_metrics: bool,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_series: usize,
+    pub(crate) percentiles: Vec<f64>,
     pub(crate) transport: Option<Box<dyn Transport>>,
     /// Lines to send besides those given to `send` (the global sender's
     /// macro aggregates); set by [`init`](crate::init) only.
@@ -107,6 +109,7 @@ impl Config {
             self_metrics: false,
             idle_timeout: crate::aggregate::DEFAULT_IDLE_TIMEOUT,
             max_series: crate::aggregate::DEFAULT_MAX_SERIES,
+            percentiles: crate::aggregate::DEFAULT_PERCENTILES.to_vec(),
             transport: None,
             source: None,
             error,
@@ -231,6 +234,17 @@ impl Config {
         self
     }
 
+    /// The percentiles histograms of the `metrics` facade send (feature
+    /// `metrics`; default `[0.5, 0.9, 0.99]`), as quantiles in `(0, 1]`:
+    /// `0.5` is sent as `NAME.p50`, `0.999` as `NAME.p99_9`. An empty list
+    /// sends none. A quantile out of range is refused by
+    /// [`init`](crate::init) with
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    pub fn percentiles(mut self, quantiles: &[f64]) -> Config {
+        self.percentiles = quantiles.to_vec();
+        self
+    }
+
     /// Sends through `transport` instead of TCP or UDP; host, port and
     /// protocol are then not used.
     pub fn transport(mut self, transport: impl Transport) -> Config {
@@ -263,6 +277,9 @@ impl Config {
         if self.batch_size == 0 {
             return Some("batch_size must be at least 1 line".into());
         }
+        if let Some(q) = self.percentiles.iter().find(|q| !(**q > 0.0 && **q <= 1.0)) {
+            return Some(format!("percentile {q} is not a quantile in (0, 1]"));
+        }
         None
     }
 }
@@ -283,6 +300,7 @@ impl fmt::Debug for Config {
             .field("self_metrics", &self.self_metrics)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_series", &self.max_series)
+            .field("percentiles", &self.percentiles)
             .field("transport", &self.transport.as_ref().map(|t| t.address()))
             .finish()
     }

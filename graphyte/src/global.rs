@@ -161,9 +161,12 @@ pub fn init(config: impl Into<Config>) -> Result<()> {
         Some(_) => Mode::Aggregate,
         None => Mode::Sync,
     };
-    GLOBAL
-        .registry()
-        .configure(config.max_series, config.idle_timeout);
+    if let Some(problem) = config.problem() {
+        return Err(Error::InvalidConfig(problem));
+    }
+    let registry = GLOBAL.registry();
+    registry.configure(config.max_series, config.idle_timeout);
+    registry.set_quantiles(&config.percentiles);
     config.source = Some(Arc::new(MacroLines));
     let sender = Sender::new(config)?;
     if GLOBAL.sender.set(sender).is_err() {

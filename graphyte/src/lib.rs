@@ -70,6 +70,9 @@ mod line;
 mod link;
 mod log_limit;
 mod metric;
+#[cfg(feature = "metrics")]
+#[path = "recorder/mod.rs"]
+pub mod metrics;
 mod queue;
 mod report;
 mod sender;

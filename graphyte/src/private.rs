@@ -65,7 +65,7 @@ pub fn mock_clock() -> Option<MockClock> {
 /// with the name or value are logged once per name, transport errors are
 /// logged by the sender.
 #[inline(never)]
-fn send_now<V: Value>(name: &str, value: V) {
+pub(crate) fn send_now<V: Value>(name: &str, value: V) {
     let Some(sender) = crate::sender() else {
         return;
     };

@@ -1,7 +1,7 @@
 //! Counters: `count!` adds to one atomic; every interval takes the sum by
 //! swapping it with zero, so no increment is lost or counted twice.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::value::Value;
@@ -54,9 +54,17 @@ clamped!(u64 usize u128 i128 isize);
 /// One counter series: the sum of the deltas since the last drain.
 ///
 /// Aligned to its own cache lines so that two busy counters never share one.
+/// [`Counter::absolute`]'s "never set".
+const NO_ABSOLUTE: u64 = u64::MAX;
+
 #[derive(Debug)]
 pub(crate) struct Counter {
     sum: AtomicI64,
+    /// The latest absolute value (`metrics`' `Counter::absolute`), if it
+    /// was ever set; [`NO_ABSOLUTE`] otherwise.
+    absolute: AtomicU64,
+    /// Set by every `set_absolute`, cleared by the drain.
+    absolute_touched: AtomicBool,
     name: Box<str>,
     /// What the drains did with it; only the drain takes this lock.
     pub(super) drained: Mutex<CounterDrained>,
@@ -66,6 +74,8 @@ impl Counter {
     pub(crate) fn new(name: Box<str>) -> Counter {
         Counter {
             sum: AtomicI64::new(0),
+            absolute: AtomicU64::new(NO_ABSOLUTE),
+            absolute_touched: AtomicBool::new(false),
             name,
             drained: Mutex::default(),
         }
@@ -86,9 +96,28 @@ impl Counter {
         self.sum.swap(0, Ordering::Relaxed)
     }
 
-    /// Whether anything was added since the last take.
+    /// Sets the counter's absolute value (a cumulative total kept
+    /// elsewhere): from then on the drains send the latest one each
+    /// interval instead of sums. `u64::MAX` is kept as `u64::MAX - 1`.
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn set_absolute(&self, value: u64) {
+        self.absolute
+            .store(value.min(NO_ABSOLUTE - 1), Ordering::Relaxed);
+        self.absolute_touched.store(true, Ordering::Relaxed);
+    }
+
+    /// The latest absolute value, if one was ever set, and whether it was
+    /// set since the last call.
+    pub(super) fn take_absolute(&self) -> Option<(u64, bool)> {
+        let value = self.absolute.load(Ordering::Relaxed);
+        (value != NO_ABSOLUTE)
+            .then(|| (value, self.absolute_touched.swap(false, Ordering::Relaxed)))
+    }
+
+    /// Whether anything was added (or set) since the last take.
     pub(super) fn has_pending(&self) -> bool {
-        self.sum.load(Ordering::Relaxed) != 0
+        self.sum.load(Ordering::Relaxed) != 0 || self.absolute_touched.load(Ordering::Relaxed)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Entry, Registry, Series};
+use super::{Entry, Quantile, Registry, Series};
 use crate::line::LineFormat;
 use crate::sync::{lock, read, write};
 use crate::timestamp::Timestamp;
@@ -70,13 +70,20 @@ impl Registry {
             failed: Vec::new(),
         };
         let mut buckets = lock(&self.buckets);
+        let quantiles = self.quantiles();
         let mut idle: Vec<Series> = Vec::new();
         for shard in self.shards.iter() {
             {
                 let index = read(shard);
                 for entry in index.iter() {
-                    let outcome =
-                        drain_series(&entry.series, &mut out, &mut buckets, residual, idle_secs);
+                    let outcome = drain_series(
+                        &entry.series,
+                        &mut out,
+                        &mut buckets,
+                        &quantiles,
+                        residual,
+                        idle_secs,
+                    );
                     if outcome == Outcome::Idle && !entry.pinned.load(Ordering::Relaxed) {
                         idle.push(entry.series.clone());
                     }
@@ -121,6 +128,7 @@ fn drain_series(
     series: &Series,
     out: &mut Out<'_>,
     buckets: &mut Vec<(u32, u64)>,
+    quantiles: &[Quantile],
     residual: bool,
     idle_secs: i64,
 ) -> Outcome {
@@ -137,6 +145,21 @@ fn drain_series(
     match series {
         Series::Counter(counter) => {
             let mut drained = lock(&counter.drained);
+            if let Some((value, touched)) = counter.take_absolute() {
+                // A cumulative total: its latest value, like a gauge
+                // (increments of a counter set absolute are not sent).
+                counter.take();
+                if idle(&mut drained.active, touched) {
+                    drained.ts = None;
+                    return Outcome::Idle;
+                }
+                let changed = drained.ts != Some(ts) || touched;
+                drained.ts = Some(ts);
+                if !residual || changed {
+                    out.line(counter.name(), value);
+                }
+                return Outcome::Kept;
+            }
             let delta = counter.take();
             if idle(&mut drained.active, delta != 0) {
                 drained.ts = None;
@@ -190,6 +213,32 @@ fn drain_series(
             out.line(&names[0], drained.summary.count);
             if let Some(ms) = drained.summary.millis() {
                 let values = [ms.sum, ms.min, ms.max, ms.mean, ms.p50, ms.p90, ms.p99];
+                for (name, value) in names[1..].iter().zip(values) {
+                    out.number(name, value);
+                }
+            }
+        }
+        Series::Distribution(distribution) => {
+            let mut drained = lock(&distribution.drained);
+            buckets.clear();
+            let taken = distribution.take(buckets);
+            if idle(&mut drained.active, taken.count > 0) {
+                drained.ts = None;
+                return Outcome::Idle;
+            }
+            let same_bucket = drained.ts == Some(ts);
+            drained.ts = Some(ts);
+            if !same_bucket {
+                drained.summary = Default::default();
+            }
+            drained.summary.merge(taken, buckets);
+            if residual && taken.count == 0 {
+                return Outcome::Kept;
+            }
+            let names = distribution.names(quantiles);
+            out.line(&names[0], drained.summary.count);
+            if let Some(values) = drained.summary.values(quantiles) {
+                let values = values.fixed.into_iter().chain(values.quantiles);
                 for (name, value) in names[1..].iter().zip(values) {
                     out.number(name, value);
                 }

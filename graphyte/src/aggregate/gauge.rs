@@ -41,6 +41,25 @@ impl Gauge {
         self.touched.store(true, Ordering::Relaxed);
     }
 
+    /// Adds `delta` to the value (a value never set counts as 0).
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn add(&self, delta: f64) {
+        let _ = self
+            .bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                let value = if bits == UNSET {
+                    0.0
+                } else {
+                    f64::from_bits(bits)
+                };
+                let sum = value + delta;
+                // An overflow to infinity keeps the last finite value.
+                sum.is_finite().then(|| sum.to_bits())
+            });
+        self.touched.store(true, Ordering::Relaxed);
+    }
+
     /// The latest value, if one was ever set.
     pub(crate) fn get(&self) -> Option<f64> {
         let bits = self.bits.load(Ordering::Relaxed);

@@ -35,6 +35,7 @@
 //! series exist: past that, a new name is refused, counted and logged once.
 
 mod counter;
+mod distribution;
 mod drain;
 mod gauge;
 mod histogram;
@@ -49,6 +50,7 @@ use std::time::Duration;
 
 pub use counter::CountDelta;
 pub(crate) use counter::Counter;
+pub(crate) use distribution::{Distribution, Quantile};
 pub(crate) use gauge::Gauge;
 pub(crate) use timer::Timer;
 
@@ -66,12 +68,17 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Default [`max_series`](crate::Config::max_series).
 pub const DEFAULT_MAX_SERIES: usize = 200_000;
 
+/// Default [`percentiles`](crate::Config::percentiles) of histograms.
+pub const DEFAULT_PERCENTILES: &[f64] = &[0.5, 0.9, 0.99];
+
 /// A registered series.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) enum Series {
     Counter(Arc<Counter>),
     Gauge(Arc<Gauge>),
     Timer(Arc<Timer>),
+    Distribution(Arc<Distribution>),
 }
 
 impl Series {
@@ -80,6 +87,7 @@ impl Series {
             Series::Counter(_) => "a counter (count!)",
             Series::Gauge(_) => "a gauge (gauge!)",
             Series::Timer(_) => "a timer (#[timed])",
+            Series::Distribution(_) => "a histogram (metrics::histogram!)",
         }
     }
 
@@ -88,6 +96,7 @@ impl Series {
             Series::Counter(c) => c.name(),
             Series::Gauge(g) => g.name(),
             Series::Timer(t) => t.name(),
+            Series::Distribution(d) => d.name(),
         }
     }
 
@@ -97,6 +106,7 @@ impl Series {
             Series::Counter(c) => c.has_pending(),
             Series::Gauge(g) => g.has_pending(),
             Series::Timer(t) => t.has_pending(),
+            Series::Distribution(d) => d.has_pending(),
         }
     }
 }
@@ -141,6 +151,8 @@ pub(crate) struct Registry {
     max_series: AtomicUsize,
     /// The idle timeout in whole seconds (timestamps are whole seconds).
     idle_secs: AtomicU64,
+    /// The quantiles distributions send.
+    quantiles: RwLock<Arc<[Quantile]>>,
     /// Scratch space of the drains; only the drain takes this lock.
     buckets: Mutex<Vec<(u32, u64)>>,
     /// Names whose problem was logged already.
@@ -172,6 +184,12 @@ impl Default for Registry {
             refused: AtomicU64::new(0),
             max_series: AtomicUsize::new(DEFAULT_MAX_SERIES),
             idle_secs: AtomicU64::new(DEFAULT_IDLE_TIMEOUT.as_secs()),
+            quantiles: RwLock::new(
+                DEFAULT_PERCENTILES
+                    .iter()
+                    .filter_map(|&q| Quantile::new(q))
+                    .collect(),
+            ),
             buckets: Mutex::default(),
             reported: Mutex::default(),
         }
@@ -179,6 +197,16 @@ impl Default for Registry {
 }
 
 impl Registry {
+    /// Sets the quantiles distributions send (at `init`, before any drain).
+    pub(crate) fn set_quantiles(&self, quantiles: &[f64]) {
+        *write(&self.quantiles) = quantiles.iter().filter_map(|&q| Quantile::new(q)).collect();
+    }
+
+    /// The quantiles distributions send.
+    pub(crate) fn quantiles(&self) -> Arc<[Quantile]> {
+        Arc::clone(&read(&self.quantiles))
+    }
+
     /// Sets the bound and the idle timeout (at `init`).
     pub(crate) fn configure(&self, max_series: usize, idle_timeout: Duration) {
         self.max_series.store(max_series, Ordering::Relaxed);
@@ -224,6 +252,17 @@ impl Registry {
         match self.pinned(name, |name| Series::Timer(Arc::new(Timer::new(name))))? {
             Series::Timer(t) => Some(t),
             other => self.conflict(name, &other, "a timer (#[timed])"),
+        }
+    }
+
+    /// The distribution named `name`; see [`counter`](Self::counter).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn distribution(&self, name: &str) -> Option<Arc<Distribution>> {
+        match self.pinned(name, |name| {
+            Series::Distribution(Arc::new(Distribution::new(name)))
+        })? {
+            Series::Distribution(d) => Some(d),
+            other => self.conflict(name, &other, "a histogram (metrics::histogram!)"),
         }
     }
 

@@ -1,0 +1,221 @@
+//! From a `metrics` key (a name and labels) to a Graphite series name
+//! (`path;k=v;...`, tags in Carbon's canonical order). The name and labels
+//! come from code the user did not write, so nothing here can fail: what
+//! Graphite cannot store is replaced, and the caller logs each distinct
+//! change once.
+//!
+//! The rules:
+//! * **Path** (the key's name): every character other than `A-Z a-z 0-9 - _
+//!   : # .` becomes `_` (what carbon-c-relay does to paths, so a series has
+//!   one name with or without a relay in front of the caches); runs of `.`
+//!   become one, and leading and trailing `.` go; an empty path becomes `_`.
+//! * **Label keys**: whitespace, control characters, `;`, `!`, `^` and `=`
+//!   become `_`; an empty key becomes `_`.
+//! * **Label values**: whitespace, control characters and `;` become `_`; a
+//!   leading `~` becomes `_`; a label with an empty value is left out (as
+//!   Prometheus treats it: no value, no label).
+//! * Labels are written in Carbon's canonical order (sorted by `k=v`); for a
+//!   key given twice (after the replacements) the later wins.
+
+use std::borrow::Cow;
+
+/// The Graphite name of a key, and whether anything had to be changed.
+pub(super) struct Named {
+    pub(super) name: String,
+    pub(super) changed: bool,
+}
+
+fn path_char_ok(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '#' | '.')
+}
+
+/// The path as Graphite can store it.
+fn path(name: &str) -> Cow<'_, str> {
+    let clean = name.chars().all(path_char_ok)
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && !name.is_empty();
+    if clean {
+        return Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let c = if path_char_ok(c) { c } else { '_' };
+        if c == '.' && (out.is_empty() || out.ends_with('.')) {
+            continue;
+        }
+        out.push(c);
+    }
+    while out.ends_with('.') {
+        out.pop();
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    Cow::Owned(out)
+}
+
+fn bad_in_tag(c: char) -> bool {
+    c.is_whitespace() || c.is_control() || c == ';'
+}
+
+fn tag_key(key: &str) -> Cow<'_, str> {
+    let bad = |c: char| bad_in_tag(c) || matches!(c, '!' | '^' | '=');
+    if key.is_empty() {
+        return Cow::Borrowed("_");
+    }
+    if !key.chars().any(bad) {
+        return Cow::Borrowed(key);
+    }
+    Cow::Owned(key.chars().map(|c| if bad(c) { '_' } else { c }).collect())
+}
+
+/// `None` for an empty value: the label is left out.
+fn tag_value(value: &str) -> Option<Cow<'_, str>> {
+    if value.is_empty() {
+        return None;
+    }
+    if !value.chars().any(bad_in_tag) && !value.starts_with('~') {
+        return Some(Cow::Borrowed(value));
+    }
+    let mut out: String = value
+        .chars()
+        .map(|c| if bad_in_tag(c) { '_' } else { c })
+        .collect();
+    if out.starts_with('~') {
+        out.replace_range(..1, "_");
+    }
+    Some(Cow::Owned(out))
+}
+
+/// The Graphite name of `name` with `labels`.
+pub(super) fn graphite_name<'a>(
+    name: &str,
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Named {
+    let path = path(name);
+    let mut changed = matches!(path, Cow::Owned(_));
+    let mut tags: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
+    for (k, v) in labels {
+        let key = tag_key(k);
+        changed |= matches!(key, Cow::Owned(_)) || k.is_empty();
+        let Some(value) = tag_value(v) else {
+            changed = true;
+            continue;
+        };
+        changed |= matches!(value, Cow::Owned(_));
+        match tags.iter_mut().find(|(existing, _)| *existing == key) {
+            Some(slot) => {
+                changed = true;
+                slot.1 = value;
+            }
+            None => tags.push((key, value)),
+        }
+    }
+    // Carbon's canonical order: by the `k=v` strings.
+    tags.sort_by(|a, b| {
+        let a = a.0.bytes().chain([b'=']).chain(a.1.bytes());
+        let b = b.0.bytes().chain([b'=']).chain(b.1.bytes());
+        a.cmp(b)
+    });
+    let mut out = String::with_capacity(
+        path.len()
+            + tags
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>(),
+    );
+    out.push_str(&path);
+    for (k, v) in &tags {
+        out.push(';');
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    Named { name: out, changed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str, labels: &[(&str, &str)]) -> (String, bool) {
+        let n = graphite_name(name, labels.iter().copied());
+        (n.name, n.changed)
+    }
+
+    #[test]
+    fn clean_names_pass_unchanged() {
+        assert_eq!(named("http.requests", &[]), ("http.requests".into(), false));
+        assert_eq!(
+            named("process_cpu_seconds_total", &[("a", "1")]),
+            ("process_cpu_seconds_total;a=1".into(), false)
+        );
+        assert_eq!(
+            named("x:y-z#w", &[("route", "/api/users?id=1")]),
+            ("x:y-z#w;route=/api/users?id=1".into(), false)
+        );
+    }
+
+    #[test]
+    fn paths_are_rewritten_as_carbon_c_relay_does() {
+        assert_eq!(named("a b/c", &[]).0, "a_b_c");
+        assert_eq!(named("..a...b.", &[]).0, "a.b");
+        assert_eq!(named("ünï", &[]).0, "_n_");
+        assert_eq!(named("", &[]).0, "_");
+        assert_eq!(named("...", &[]).0, "_");
+        assert_eq!(
+            named("a;b=c", &[]).0,
+            "a_b_c",
+            "no tags smuggled in the name"
+        );
+        assert_eq!(named("a\nb 1 2\nc", &[]).0, "a_b_1_2_c", "no second line");
+        assert!(named("a b", &[]).1);
+    }
+
+    #[test]
+    fn labels_are_sanitized_sorted_and_empty_values_left_out() {
+        assert_eq!(
+            named(
+                "m",
+                &[
+                    ("zone", "eu west"),
+                    ("a", "1"),
+                    ("empty", ""),
+                    ("k=v", "~x;y")
+                ]
+            )
+            .0,
+            "m;a=1;k_v=_x_y;zone=eu_west"
+        );
+        assert_eq!(named("m", &[("", "v")]).0, "m;_=v");
+        // The same labels in another order: the same series.
+        assert_eq!(
+            named("m", &[("b", "2"), ("a", "1")]).0,
+            named("m", &[("a", "1"), ("b", "2")]).0
+        );
+        // Carbon's order is by `k=v`: `a-b=y` before `a=x`.
+        assert_eq!(named("m", &[("a", "x"), ("a-b", "y")]).0, "m;a-b=y;a=x");
+        // A key given twice: the later wins.
+        assert_eq!(named("m", &[("a", "1"), ("a", "2")]).0, "m;a=2");
+    }
+
+    #[test]
+    fn every_result_is_a_valid_graphyte_name() {
+        let nasty = [
+            "", " ", ".", ";", "=", "~", "\n", "\t", "a\r\nb", "ä ö", "x..y", "^!", "\u{2028}",
+        ];
+        for name in nasty {
+            for k in nasty {
+                for v in nasty {
+                    let n = graphite_name(name, [(k, v)].into_iter()).name;
+                    assert!(
+                        crate::line::check_name(&n).is_ok(),
+                        "{name:?} {k:?} {v:?} -> {n:?}"
+                    );
+                }
+            }
+        }
+    }
+}
