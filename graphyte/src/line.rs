@@ -110,7 +110,9 @@ impl LineFormat {
         timestamp: Timestamp,
     ) -> Result<()> {
         let start = buf.len();
-        let result = self.write(buf, name, tags, value, timestamp);
+        let result = self
+            .write_head(buf, name, tags)
+            .and_then(|()| write_tail(buf, name, value, timestamp));
         if result.is_err() {
             buf.truncate(start);
         } else if buf.len() - start > MAX_LINE_LEN {
@@ -122,18 +124,6 @@ impl LineFormat {
             });
         }
         result
-    }
-
-    fn write<V: Value, K: AsRef<str>, T: AsRef<str>>(
-        &self,
-        buf: &mut Vec<u8>,
-        name: &str,
-        tags: &[(K, T)],
-        value: V,
-        timestamp: Timestamp,
-    ) -> Result<()> {
-        self.write_head(buf, name, tags)?;
-        write_tail(buf, name, value, timestamp)
     }
 
     /// Appends what starts every line of `name` with `tags`: the prefix,

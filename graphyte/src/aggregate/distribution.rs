@@ -83,12 +83,7 @@ impl std::fmt::Debug for Distribution {
 }
 
 /// A distribution's state between drains.
-#[derive(Debug, Default)]
-pub(crate) struct DistributionDrained {
-    pub(super) ts: Option<i64>,
-    pub(super) summary: Summary,
-    pub(super) active: Option<i64>,
-}
+pub(crate) type DistributionDrained = super::drain::SummaryDrained<Summary>;
 
 /// `f64` to a `u64` that orders as the values do (for min and max).
 fn key(v: f64) -> u64 {
@@ -305,6 +300,18 @@ pub(crate) struct Summary {
 pub(crate) struct Values {
     pub(crate) fixed: [f64; 4],
     pub(crate) quantiles: Vec<f64>,
+}
+
+impl super::drain::IntervalSummary for Summary {
+    type Taken = Taken;
+
+    fn count(taken: &Taken) -> u64 {
+        taken.count
+    }
+
+    fn merge(&mut self, taken: Taken, buckets: &[(u32, u64)]) {
+        Summary::merge(self, taken, buckets)
+    }
 }
 
 impl Summary {

@@ -123,6 +123,74 @@ impl Registry {
     }
 }
 
+/// The drain's interval, and when a series counts as idle in it.
+struct Interval {
+    /// Its start, Unix seconds.
+    ts: i64,
+    idle_secs: i64,
+}
+
+impl Interval {
+    /// Records activity (`now_active`) in `active`, the start of the last
+    /// interval with any; says whether the series is idle: its last
+    /// activity is `idle_secs` old (never active: since its first drain).
+    fn idle(&self, active: &mut Option<i64>, now_active: bool) -> bool {
+        if now_active {
+            *active = Some(self.ts);
+        }
+        let since = *active.get_or_insert(self.ts);
+        self.ts.saturating_sub(since) >= self.idle_secs
+    }
+}
+
+/// A per-interval summary of recorded values (timers, distributions).
+pub(super) trait IntervalSummary: Default {
+    /// What one take returned.
+    type Taken: Copy;
+    /// How many values it holds.
+    fn count(taken: &Self::Taken) -> u64;
+    /// Adds it (with its histogram buckets) to the summary.
+    fn merge(&mut self, taken: Self::Taken, buckets: &[(u32, u64)]);
+}
+
+/// A summarized series' state between drains.
+#[derive(Debug, Default)]
+pub(crate) struct SummaryDrained<S> {
+    /// The timestamp of the last lines sent, and their summary.
+    ts: Option<i64>,
+    summary: S,
+    /// The start of the last interval with a recorded value.
+    active: Option<i64>,
+}
+
+impl<S: IntervalSummary> SummaryDrained<S> {
+    /// Adds what a drain took to the interval's summary (drains that share
+    /// a timestamp add up); returns it if it is to be sent, `Err` with the
+    /// outcome otherwise.
+    fn add(
+        &mut self,
+        taken: S::Taken,
+        buckets: &[(u32, u64)],
+        interval: &Interval,
+        residual: bool,
+    ) -> Result<&S, Outcome> {
+        let count = S::count(&taken);
+        if interval.idle(&mut self.active, count > 0) {
+            self.ts = None;
+            return Err(Outcome::Idle);
+        }
+        if self.ts != Some(interval.ts) {
+            self.summary = S::default();
+        }
+        self.ts = Some(interval.ts);
+        self.summary.merge(taken, buckets);
+        if residual && count == 0 {
+            return Err(Outcome::Kept);
+        }
+        Ok(&self.summary)
+    }
+}
+
 /// Sends what one series has for this drain; says whether it is idle.
 fn drain_series(
     series: &Series,
@@ -132,16 +200,11 @@ fn drain_series(
     residual: bool,
     idle_secs: i64,
 ) -> Outcome {
-    let ts = out.ts.as_secs();
-    // Idle once the last activity is `idle_secs` old (never active: since
-    // its first drain).
-    let idle = |active: &mut Option<i64>, now_active: bool| {
-        if now_active {
-            *active = Some(ts);
-        }
-        let since = *active.get_or_insert(ts);
-        ts.saturating_sub(since) >= idle_secs
+    let interval = Interval {
+        ts: out.ts.as_secs(),
+        idle_secs,
     };
+    let ts = interval.ts;
     match series {
         Series::Counter(counter) => {
             let mut drained = lock(&counter.drained);
@@ -149,7 +212,7 @@ fn drain_series(
                 // A cumulative total: its latest value, like a gauge
                 // (increments of a counter set absolute are not sent).
                 counter.take();
-                if idle(&mut drained.active, touched) {
+                if interval.idle(&mut drained.active, touched) {
                     drained.ts = None;
                     return Outcome::Idle;
                 }
@@ -161,7 +224,7 @@ fn drain_series(
                 return Outcome::Kept;
             }
             let delta = counter.take();
-            if idle(&mut drained.active, delta != 0) {
+            if interval.idle(&mut drained.active, delta != 0) {
                 drained.ts = None;
                 return Outcome::Idle;
             }
@@ -182,7 +245,7 @@ fn drain_series(
             let Some(value) = gauge.get() else {
                 return Outcome::Kept;
             };
-            if idle(&mut drained.active, touched) {
+            if interval.idle(&mut drained.active, touched) {
                 drained.sent = None;
                 return Outcome::Idle;
             }
@@ -196,22 +259,13 @@ fn drain_series(
             let mut drained = lock(&timer.drained);
             buckets.clear();
             let taken = timer.take(buckets);
-            if idle(&mut drained.active, taken.count > 0) {
-                drained.ts = None;
-                return Outcome::Idle;
-            }
-            let same_bucket = drained.ts == Some(ts);
-            drained.ts = Some(ts);
-            if !same_bucket {
-                drained.summary = Default::default();
-            }
-            drained.summary.merge(taken, buckets);
-            if residual && taken.count == 0 {
-                return Outcome::Kept;
-            }
+            let summary = match drained.add(taken, buckets, &interval, residual) {
+                Ok(summary) => summary,
+                Err(outcome) => return outcome,
+            };
             let names = timer.names();
-            out.line(&names[0], drained.summary.count);
-            if let Some(ms) = drained.summary.millis() {
+            out.line(&names[0], summary.count);
+            if let Some(ms) = summary.millis() {
                 let values = [ms.sum, ms.min, ms.max, ms.mean, ms.p50, ms.p90, ms.p99];
                 for (name, value) in names[1..].iter().zip(values) {
                     out.number(name, value);
@@ -222,22 +276,13 @@ fn drain_series(
             let mut drained = lock(&distribution.drained);
             buckets.clear();
             let taken = distribution.take(buckets);
-            if idle(&mut drained.active, taken.count > 0) {
-                drained.ts = None;
-                return Outcome::Idle;
-            }
-            let same_bucket = drained.ts == Some(ts);
-            drained.ts = Some(ts);
-            if !same_bucket {
-                drained.summary = Default::default();
-            }
-            drained.summary.merge(taken, buckets);
-            if residual && taken.count == 0 {
-                return Outcome::Kept;
-            }
+            let summary = match drained.add(taken, buckets, &interval, residual) {
+                Ok(summary) => summary,
+                Err(outcome) => return outcome,
+            };
             let names = distribution.names(quantiles);
-            out.line(&names[0], drained.summary.count);
-            if let Some(values) = drained.summary.values(quantiles) {
+            out.line(&names[0], summary.count);
+            if let Some(values) = summary.values(quantiles) {
                 let values = values.fixed.into_iter().chain(values.quantiles);
                 for (name, value) in names[1..].iter().zip(values) {
                     out.number(name, value);

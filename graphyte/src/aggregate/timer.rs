@@ -27,14 +27,7 @@ pub(crate) struct Timer {
 }
 
 /// A timer's state between drains.
-#[derive(Debug, Default)]
-pub(crate) struct TimerDrained {
-    /// The timestamp of the last lines sent, and their summary.
-    pub(super) ts: Option<i64>,
-    pub(super) summary: Summary,
-    /// The start of the last interval with a recorded duration.
-    pub(super) active: Option<i64>,
-}
+pub(crate) type TimerDrained = super::drain::SummaryDrained<Summary>;
 
 impl std::fmt::Debug for Timer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,6 +161,18 @@ pub(crate) struct Millis {
 }
 
 const NS_PER_MS: f64 = 1e6;
+
+impl super::drain::IntervalSummary for Summary {
+    type Taken = Taken;
+
+    fn count(taken: &Taken) -> u64 {
+        taken.count
+    }
+
+    fn merge(&mut self, taken: Taken, buckets: &[(u32, u64)]) {
+        Summary::merge(self, taken, buckets)
+    }
+}
 
 impl Summary {
     /// Adds what one take returned.
