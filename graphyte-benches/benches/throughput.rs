@@ -59,6 +59,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use graphyte::{Config, Error, Sender};
 
 /// The interval of every interval-mode sender here, and of the Python run.
+/// The longest the memory run keeps sending to a paused server to fill the queue.
+const FILL_LIMIT: Duration = Duration::from_secs(120);
 const INTERVAL: Duration = Duration::from_millis(50);
 /// Generous: a paused drain must not make a write time out.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -956,7 +958,9 @@ fn memory_child(queue: usize, pause: Duration) {
         let (mut accepted, mut refused) = (0u64, 0u64);
         let start = Instant::now();
         let mut i = warm;
-        while start.elapsed() < pause {
+        // At least `pause`, and until the queue is full: a loaded machine
+        // (or a debug build) may need longer to fill it.
+        while start.elapsed() < pause || (refused == 0 && start.elapsed() < FILL_LIMIT) {
             for _ in 0..256 {
                 match sender.send(&names[i as usize % NAMES], 40_000_000 + i) {
                     Ok(()) => accepted += 1,
@@ -976,7 +980,7 @@ fn memory_child(queue: usize, pause: Duration) {
         let (peak, samples) = sampler.join().expect("sampler");
         (accepted, refused, peak.max(end), end, samples)
     });
-    assert!(refused > 0, "the queue never filled: pause longer");
+    assert!(refused > 0, "the queue never filled within {FILL_LIMIT:?}");
     drain.pause(false);
     sender.flush().expect("flush after the pause");
     drain.wait_for(warm + accepted, Duration::from_secs(60));

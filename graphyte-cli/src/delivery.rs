@@ -13,8 +13,9 @@
 //!   address) or a write timed out (the server is there but does not read;
 //!   another connection would only fill another socket buffer); otherwise
 //!   once the writes have failed for `--timeout` (a restart that takes too
-//!   long). Giving up stops all writing at once: the sender is abandoned,
-//!   not stopped, since stopping would keep trying for another timeout.
+//!   long). Giving up stops all writing at once (`Sender::stop_within` with
+//!   no time left), since a normal stop would keep trying for another
+//!   timeout.
 //! * **What got through:** the input line numbers of the queued lines, so a
 //!   failure names the first input line the server did not get.
 //!
@@ -212,8 +213,10 @@ impl Delivery {
         // Under the lock no write is under way, and none starts after this.
         watch.closed = true;
         drop(watch);
-        // Stopping would try again for up to the timeout; the process ends.
-        std::mem::forget(self.sender.take());
+        // Stop at once: a normal stop would try again for up to the timeout.
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.stop_within(Duration::ZERO);
+        }
         Err(Undelivered {
             error,
             first_unsent: self.numbers.front().copied().unwrap_or_default(),

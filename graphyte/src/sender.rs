@@ -320,18 +320,26 @@ impl Sender {
     /// already: `stop` then gives up on what is queued at once, so that a
     /// program whose server is down ends within about one timeout.
     pub fn stop(&self) -> Result<()> {
-        self.inner.stop()
+        self.inner.stop(self.inner.timeout)
+    }
+
+    /// [`stop`](Sender::stop), giving up on what is still queued after
+    /// `timeout` instead of the configured timeout: `Duration::ZERO` stops
+    /// at once, counting everything queued as dropped (for a program that
+    /// has given up on its server and must not wait).
+    pub fn stop_within(&self, timeout: Duration) -> Result<()> {
+        self.inner.stop(timeout)
     }
 }
 
 impl Inner {
-    fn stop(&self) -> Result<()> {
+    fn stop(&self, timeout: Duration) -> Result<()> {
         let mut stopping = lock(&self.stopping);
         if std::mem::replace(&mut stopping.done, true) {
             return Ok(());
         }
         let lost = match (&self.worker, stopping.thread.take()) {
-            (Some(worker), Some(thread)) => worker.stop(self.timeout, thread, &self.link.counters),
+            (Some(worker), Some(thread)) => worker.stop(timeout, thread, &self.link.counters),
             _ => 0,
         };
         self.stopped.store(true, Ordering::Release);
@@ -354,7 +362,7 @@ impl Inner {
                 reason: format!(
                     "{} did not accept them within {:?}",
                     self.link.address(),
-                    self.timeout
+                    timeout
                 ),
             });
         }
@@ -364,7 +372,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Err(e) = self.stop() {
+        if let Err(e) = self.stop(self.timeout) {
             log::error!(target: "graphyte", "sender dropped: {e}");
         }
     }

@@ -384,3 +384,28 @@ fn a_panicking_transport_loses_nothing_uncounted() {
     let stats = s.stats();
     assert_eq!((stats.sent, stats.dropped, stats.queued), (0, 5, 0));
 }
+
+#[test]
+fn stop_within_zero_gives_up_at_once_and_counts_what_is_left() {
+    let down = CaptureTransport::new();
+    down.fail_with(Some(io::ErrorKind::ConnectionRefused));
+    let s = Sender::new(
+        Config::new("unused")
+            .interval(Duration::from_secs(3600))
+            .timeout(Duration::from_secs(3600))
+            .transport(down),
+    )
+    .unwrap();
+    for i in 0..5 {
+        s.send_at("m", i, TS).unwrap();
+    }
+    let started = Instant::now();
+    match s.stop_within(Duration::ZERO) {
+        Err(Error::Undelivered { pending, .. }) => assert_eq!(pending, 5),
+        other => panic!("expected Undelivered, got {other:?}"),
+    }
+    // Not the configured hour: at once (a generous bound for a loaded machine).
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let stats = s.stats();
+    assert_eq!((stats.sent, stats.dropped, stats.queued), (0, 5, 0));
+}
