@@ -51,6 +51,7 @@ pub const DEFAULT_QUEUE_SIZE: usize = 250_000;
 /// | [`log_sends`](Config::log_sends) | false | log each send at INFO (target `graphyte`) | |
 /// | [`self_metrics`](Config::self_metrics) | false | interval mode: also send graphyte's own counters | |
 /// | [`transport`](Config::transport) | by protocol | send lines your own way | |
+/// | `tls` (feature `tls`) | none (plaintext) | send over TLS: `Config::tls(graphyte::Tls)` | invalid TLS settings, or with UDP or a transport: refused |
 ///
 /// "Refused" means [`Sender::new`](crate::Sender::new) and
 /// [`init`](crate::init) return [`Error::InvalidConfig`](crate::Error::InvalidConfig)
@@ -70,6 +71,8 @@ pub struct Config {
     pub(crate) log_sends: bool,
     pub(crate) self_metrics: bool,
     pub(crate) transport: Option<Box<dyn Transport>>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::Tls>,
     /// Lines to send besides those given to `send` (the global sender's
     /// macro aggregates); set by [`init`](crate::init) only.
     pub(crate) source: Option<Arc<dyn LineSource>>,
@@ -102,6 +105,8 @@ impl Config {
             log_sends: false,
             self_metrics: false,
             transport: None,
+            #[cfg(feature = "tls")]
+            tls: None,
             source: None,
             error,
         }
@@ -200,6 +205,23 @@ impl Config {
         self
     }
 
+    /// Sends over TLS (feature `tls`), to a relay or a proxy that terminates
+    /// it: the server's certificate is verified as [`Tls`](crate::Tls)
+    /// says, and a server that fails the check, or does not speak TLS, gets
+    /// nothing (there is no fallback to plaintext). The port is still
+    /// [`port`](Config::port) (2003 by default): set the TLS port.
+    ///
+    /// TLS runs over TCP: with [`Protocol::Udp`] or a
+    /// [`transport`](Config::transport) of your own it is refused by
+    /// [`Sender::new`](crate::Sender::new) and [`init`](crate::init) with
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig), like settings
+    /// of its own that cannot work (an unreadable CA file, bad PEM).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::Tls) -> Config {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The `host:port` this configuration sends to. For a host string that
     /// [`Sender::new`](crate::Sender::new) will refuse, the string as given.
     pub fn address(&self) -> String {
@@ -225,14 +247,23 @@ impl Config {
         if self.batch_size == 0 {
             return Some("batch_size must be at least 1 line".into());
         }
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            if self.transport.is_some() {
+                return Some("tls and a transport of your own cannot be combined: wrap a TlsTransport in your transport instead".into());
+            }
+            if self.protocol == Protocol::Udp {
+                return Some("tls runs over TCP; it cannot be combined with Protocol::Udp".into());
+            }
+        }
         None
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("host", &self.host)
+        let mut f = f.debug_struct("Config");
+        f.field("host", &self.host)
             .field("port", &self.port)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
@@ -243,8 +274,10 @@ impl fmt::Debug for Config {
             .field("tags", &self.tags)
             .field("log_sends", &self.log_sends)
             .field("self_metrics", &self.self_metrics)
-            .field("transport", &self.transport.as_ref().map(|t| t.address()))
-            .finish()
+            .field("transport", &self.transport.as_ref().map(|t| t.address()));
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls);
+        f.finish()
     }
 }
 
