@@ -33,24 +33,36 @@ use rustls::{ClientConfig, RootCertStore, SignatureScheme};
 /// [`init`](crate::init) with [`Error::InvalidConfig`](crate::Error::InvalidConfig)
 /// saying what is wrong; nothing is sent.
 ///
+/// The README's example (compiled here, under the feature):
+///
 /// ```no_run
-/// use graphyte::{Config, Sender, Tls};
+/// use graphyte::{Config, Tls};
 ///
-/// // The platform's trusted roots; the host name is verified.
-/// let public = Sender::new(Config::new("relay.example.com:2443").tls(Tls::new()))?;
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let tls = Tls::new()                        // trust the system's root certificates...
+///         .ca_file("/etc/graphyte/ca.pem")        // ...or only the CA in this PEM file
+///         .server_name("relay.internal")          // the name in the relay's certificate (here reached by IP)
+///         .client_auth(                           // mutual TLS, for a relay that asks for a client certificate
+///             std::fs::read("/etc/graphyte/client.pem")?,
+///             std::fs::read("/etc/graphyte/client.key")?,
+///         );
+///     graphyte::init(Config::new("10.0.0.7:2443").tls(tls))?;
+///     graphyte::send("foo.bar", 42)?;
+///     graphyte::shutdown()?;
+///     Ok(())
+/// }
+/// ```
 ///
-/// // A private CA, a relay reached by IP address whose certificate names
-/// // it relay.internal, and a client certificate (mutual TLS).
-/// let tls = Tls::new()
-///     .ca_file("/etc/graphyte/ca.pem")
-///     .server_name("relay.internal")
-///     .client_auth(
-///         std::fs::read("/etc/graphyte/client.pem")?,
-///         std::fs::read("/etc/graphyte/client.key")?,
-///     );
-/// let private = Sender::new(Config::new("10.0.0.7:2443").tls(tls))?;
-/// private.send("foo.bar", 42)?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// `Tls::new()` alone verifies the host of the `Config` against the
+/// platform's roots:
+///
+/// ```no_run
+/// let sender = graphyte::Sender::new(
+///     graphyte::Config::new("relay.example.com:2443").tls(graphyte::Tls::new()),
+/// )?;
+/// sender.send("foo.bar", 42)?;
+/// sender.stop()?;
+/// # Ok::<(), graphyte::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Tls {

@@ -122,11 +122,13 @@ impl TlsTransport {
             .map_err(|e| tls_error("TLS setup failed".into(), e))?;
         self.client_cert.requested.store(false, Ordering::Relaxed);
         let started = Instant::now();
+        // Rounded up to the millisecond: the limit was cut from a deadline.
+        let shown = Duration::from_millis(limit.as_nanos().div_ceil(1_000_000) as u64);
         let stalled = || {
             io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "TLS handshake timed out after {limit:?}: the server accepted the connection \
+                    "TLS handshake timed out after {shown:?}: the server accepted the connection \
                      but did not answer (a plaintext port, or a stalled server)"
                 ),
             )
