@@ -50,7 +50,16 @@ Options:
       --tag KEY=VALUE    add a Graphite tag to every metric (repeatable)
       --timeout SECS     TCP connect and write timeout in seconds, fractions allowed [default: 5];
                          in bulk mode, also how long to keep reconnecting when the server
-                         goes away mid-stream
+                         goes away mid-stream; with --tls it also bounds the TLS handshake
+      --tls              send over TLS (to a relay that terminates it; set its port with -p);
+                         the server's certificate is verified, never falls back to plaintext
+                         (needs a graphyte built with the tls feature)
+      --ca FILE          with --tls: trust the CA certificates in FILE (PEM) instead of the
+                         system's
+      --server-name NAME with --tls: the name the server's certificate must carry, when it is
+                         not the --server host (e.g. a relay reached by IP address)
+      --cert FILE        with --tls: client certificate (PEM) for mutual TLS; needs --key
+      --key FILE         with --tls: the private key (PEM) of --cert
   -h, --help             print this help and exit
       --version          print the version and exit
 
@@ -66,7 +75,7 @@ pub enum Command {
     /// Print the version.
     Version,
     /// Send metrics.
-    Run(Options),
+    Run(Box<Options>),
 }
 
 /// Send one metric, or read lines from stdin.
@@ -104,8 +113,26 @@ pub struct Options {
     pub tags: Vec<(String, String)>,
     /// TCP connect and write timeout.
     pub timeout: Duration,
+    /// `--tls` and its options.
+    pub tls: TlsOptions,
     /// One metric or bulk mode.
     pub mode: Mode,
+}
+
+/// `--tls`, `--ca`, `--server-name`, `--cert`, `--key`, as typed (the files
+/// are read when the sender is made).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// `--tls`: send over TLS.
+    pub enabled: bool,
+    /// `--ca FILE`.
+    pub ca: Option<String>,
+    /// `--server-name NAME`.
+    pub server_name: Option<String>,
+    /// `--cert FILE`.
+    pub cert: Option<String>,
+    /// `--key FILE`.
+    pub key: Option<String>,
 }
 
 /// A command line that cannot be obeyed (exit status 2).
@@ -142,6 +169,7 @@ where
         prefix: String::new(),
         tags: Vec::new(),
         timeout: graphyte::DEFAULT_TIMEOUT,
+        tls: TlsOptions::default(),
         mode: Mode::Bulk,
     };
     let mut positionals = Vec::new();
@@ -190,11 +218,19 @@ where
                 }
             }
             Arg::Long("timeout") => o.timeout = timeout(&value(&mut parser, "timeout")?)?,
+            Arg::Long("tls") => o.tls.enabled = true,
+            Arg::Long("ca") => o.tls.ca = Some(value(&mut parser, "ca")?),
+            Arg::Long("server-name") => {
+                o.tls.server_name = Some(value(&mut parser, "server-name")?)
+            }
+            Arg::Long("cert") => o.tls.cert = Some(value(&mut parser, "cert")?),
+            Arg::Long("key") => o.tls.key = Some(value(&mut parser, "key")?),
             Arg::Value(value) => positionals.push(utf8(value)?),
             Arg::Short(c) => return usage(format!("unknown option '-{c}'")),
             Arg::Long(name) => return usage(format!("unknown option '--{name}'")),
         }
     }
+    check_tls(&o)?;
     o.mode = match positionals.as_slice() {
         [] => return usage("missing METRIC and VALUE (or - to read lines from standard input)"),
         [dash] if dash == "-" => Mode::Bulk,
@@ -205,7 +241,38 @@ where
         },
         [_, _, extra, ..] => return usage(format!("unexpected argument {extra:?}")),
     };
-    Ok(Command::Run(o))
+    Ok(Command::Run(Box::new(o)))
+}
+
+/// The TLS options go together: each of the others needs `--tls`, `--cert`
+/// and `--key` need each other, and TLS runs over TCP.
+fn check_tls(o: &Options) -> Result<(), UsageError> {
+    let tls = &o.tls;
+    if !tls.enabled {
+        let given = [
+            ("--ca", tls.ca.is_some()),
+            ("--server-name", tls.server_name.is_some()),
+            ("--cert", tls.cert.is_some()),
+            ("--key", tls.key.is_some()),
+        ];
+        if let Some((option, _)) = given.iter().find(|(_, given)| *given) {
+            return usage(format!("option '{option}' needs --tls"));
+        }
+        return Ok(());
+    }
+    if !cfg!(feature = "tls") {
+        return usage(
+            "--tls: this graphyte was built without TLS (build graphyte-cli with --features tls)",
+        );
+    }
+    if o.udp {
+        return usage("--tls runs over TCP: it cannot be combined with -u/--udp");
+    }
+    match (&tls.cert, &tls.key) {
+        (Some(_), None) => usage("option '--cert' needs --key"),
+        (None, Some(_)) => usage("option '--key' needs --cert"),
+        _ => Ok(()),
+    }
 }
 
 /// The next argument if it is a negative number (`-5`, `-.5`, `-inf`): a
@@ -262,7 +329,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Options {
         match parse(args.iter().copied()) {
-            Ok(Command::Run(options)) => options,
+            Ok(Command::Run(options)) => *options,
             other => panic!("{args:?}: expected options, got {other:?}"),
         }
     }
@@ -512,6 +579,60 @@ mod tests {
                 "{args:?}: {msg:?} lacks {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn tls_options() {
+        assert_eq!(run(&["m", "1"]).tls, TlsOptions::default());
+        let needs_tls = [
+            ("--ca", "option '--ca' needs --tls"),
+            ("--server-name", "option '--server-name' needs --tls"),
+            ("--cert", "option '--cert' needs --tls"),
+            ("--key", "option '--key' needs --tls"),
+        ];
+        for (option, expected) in needs_tls {
+            assert_eq!(error(&[option, "x", "m", "1"]), expected);
+        }
+        for option in ["--ca", "--server-name", "--cert", "--key"] {
+            let expected = format!("option '{option}' needs a value");
+            assert_eq!(error(&["--tls", "m", "1", option]), expected);
+        }
+        if !cfg!(feature = "tls") {
+            assert!(error(&["--tls", "m", "1"]).contains("built without TLS"));
+            return;
+        }
+        let o = run(&[
+            "--tls",
+            "--ca",
+            "ca.pem",
+            "--server-name=relay.internal",
+            "--cert",
+            "c.pem",
+            "--key=c.key",
+            "m",
+            "1",
+        ]);
+        assert_eq!(
+            o.tls,
+            TlsOptions {
+                enabled: true,
+                ca: Some("ca.pem".into()),
+                server_name: Some("relay.internal".into()),
+                cert: Some("c.pem".into()),
+                key: Some("c.key".into()),
+            }
+        );
+        assert!(run(&["m", "1", "--tls"]).tls.enabled);
+        assert_eq!(
+            error(&["--tls", "--cert", "c.pem", "m", "1"]),
+            "option '--cert' needs --key"
+        );
+        assert_eq!(
+            error(&["--tls", "--key", "c.key", "m", "1"]),
+            "option '--key' needs --cert"
+        );
+        assert!(error(&["--tls", "-u", "m", "1"]).contains("-u/--udp"));
+        assert!(error(&["--tls=yes", "m", "1"]).contains("does not take a value"));
     }
 
     #[cfg(unix)]

@@ -5,11 +5,13 @@
 //! graphyte -s graphite.example.com -p 2003 -t 1700000000 foo.bar 42.5
 //! graphyte -u -q foo.bar 1                             # UDP, quiet
 //! graphyte --prefix system.cli --tag env=prod --tag host=a foo.bar 1
+//! graphyte -s relay.example.com -p 2443 --tls --ca ca.pem foo.bar 1  # feature tls
 //! some-producer | graphyte -s graphite.example.com -   # bulk from stdin
 //! ```
 //!
 //! The options are those of `python -m graphyte` plus `--prefix`, `--tag`,
-//! `--timeout` and `--version` (see [`args::HELP`]). Everything goes through
+//! `--timeout`, `--version` and, with the `tls` feature, `--tls`, `--ca`,
+//! `--server-name`, `--cert` and `--key` (see [`args::HELP`]). Everything goes through
 //! a graphyte [`Sender`](graphyte::Sender), so names, tags, values,
 //! timestamps and the server address follow the library's rules.
 //!
@@ -36,7 +38,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use graphyte::{TcpTransport, Timestamp, Transport, UdpTransport};
+use graphyte::Timestamp;
 
 use crate::args::{Command, Mode, Options};
 use crate::delivery::Delivery;
@@ -73,7 +75,7 @@ fn main() -> ExitCode {
 
 /// Sends `metric value` synchronously and reports the exact line sent.
 fn send_one(options: &Options, metric: &str, value: Number) -> ExitCode {
-    let sender = match sender::start(options, sender::config(options)) {
+    let sender = match sender::config_with_tls(options).and_then(|c| sender::start(options, c)) {
         Ok(sender) => sender,
         Err(e) => return usage_error(e),
     };
@@ -101,15 +103,9 @@ fn send_one(options: &Options, metric: &str, value: Number) -> ExitCode {
 /// Sends the lines of standard input and prints the summary.
 fn send_bulk(options: &Options) -> ExitCode {
     let config = sender::config(options);
-    let (host, port) = sender::host_and_port(&config);
-    let transport: Box<dyn Transport> = if options.udp {
-        Box::new(UdpTransport::new(
-            host,
-            port,
-            graphyte::DEFAULT_MAX_DATAGRAM,
-        ))
-    } else {
-        Box::new(TcpTransport::new(host, port, options.timeout))
+    let transport = match sender::transport(options, &config) {
+        Ok(transport) => transport,
+        Err(e) => return usage_error(e),
     };
     let (config, watch) = Delivery::configure(config, transport);
     let mut delivery = match sender::start(options, config) {

@@ -2,7 +2,7 @@
 //! (`host`, `host:port`, `[v6]:port`: [`Config::new`]) and checks the prefix
 //! and the tags ([`Sender::new`]); what it refuses is a usage error here.
 
-use graphyte::{Config, Error, Protocol, Sender};
+use graphyte::{Config, Error, Protocol, Sender, TcpTransport, Transport, UdpTransport};
 
 use crate::args::{usage, Options, UsageError};
 
@@ -24,20 +24,81 @@ pub fn config(options: &Options) -> Config {
     config
 }
 
+/// [`config`] with the TLS settings, if `--tls` was given (single mode).
+pub fn config_with_tls(options: &Options) -> Result<Config, UsageError> {
+    let config = config(options);
+    #[cfg(feature = "tls")]
+    if let Some(tls) = tls(options)? {
+        return Ok(config.tls(tls));
+    }
+    Ok(config)
+}
+
+/// The transport `config` asks for, made here (bulk mode wraps it): TCP,
+/// UDP, or TLS with `--tls`.
+pub fn transport(options: &Options, config: &Config) -> Result<Box<dyn Transport>, UsageError> {
+    let (host, port) = host_and_port(config);
+    #[cfg(feature = "tls")]
+    if let Some(tls) = tls(options)? {
+        let transport = graphyte::TlsTransport::new(host, port, options.timeout, &tls)
+            .map_err(|e| UsageError(refused_option(options, e)))?;
+        return Ok(Box::new(transport));
+    }
+    Ok(if options.udp {
+        Box::new(UdpTransport::new(
+            host,
+            port,
+            graphyte::DEFAULT_MAX_DATAGRAM,
+        ))
+    } else {
+        Box::new(TcpTransport::new(host, port, options.timeout))
+    })
+}
+
+/// The TLS settings of `--tls`, `--ca`, `--server-name`, `--cert` and
+/// `--key`; the certificate and key files are read here, the CA file by
+/// graphyte (both refuse what they cannot use, as usage errors).
+#[cfg(feature = "tls")]
+fn tls(options: &Options) -> Result<Option<graphyte::Tls>, UsageError> {
+    let o = &options.tls;
+    if !o.enabled {
+        return Ok(None);
+    }
+    let mut tls = graphyte::Tls::new();
+    if let Some(ca) = &o.ca {
+        tls = tls.ca_file(ca);
+    }
+    if let Some(name) = &o.server_name {
+        tls = tls.server_name(name);
+    }
+    let read = |option: &str, path: &str| {
+        std::fs::read(path).or_else(|e| usage(format!("cannot read --{option} {path:?}: {e}")))
+    };
+    if let (Some(cert), Some(key)) = (&o.cert, &o.key) {
+        tls = tls.client_auth(read("cert", cert)?, read("key", key)?);
+    }
+    Ok(Some(tls))
+}
+
+/// What to say when graphyte refuses the sender of `options`.
+fn refused_option(options: &Options, e: Error) -> String {
+    match e {
+        // graphyte's TLS messages name the setting ("TLS: cannot read CA file ...").
+        Error::InvalidConfig(reason) if reason.starts_with("TLS") => reason,
+        Error::InvalidConfig(reason) => {
+            format!("invalid --server {:?}: {reason}", options.server)
+        }
+        Error::InvalidName { name, reason } => format!("invalid --prefix {name:?}: {reason}"),
+        Error::InvalidTag {
+            key, value, reason, ..
+        } => format!("invalid --tag {key}={value}: {reason}"),
+        other => other.to_string(),
+    }
+}
+
 /// Makes the sender, or says which option graphyte refused.
 pub fn start(options: &Options, config: Config) -> Result<Sender, UsageError> {
-    let sender = Sender::new(config).map_err(|e| {
-        UsageError(match e {
-            Error::InvalidConfig(reason) => {
-                format!("invalid --server {:?}: {reason}", options.server)
-            }
-            Error::InvalidName { name, reason } => format!("invalid --prefix {name:?}: {reason}"),
-            Error::InvalidTag {
-                key, value, reason, ..
-            } => format!("invalid --tag {key}={value}: {reason}"),
-            other => other.to_string(),
-        })
-    })?;
+    let sender = Sender::new(config).map_err(|e| UsageError(refused_option(options, e)))?;
     if options.port.is_some() && names_a_port(&options.server) {
         return usage(format!(
             "invalid --server {:?}: it names a port and so does -p/--port; give the port once",
@@ -77,7 +138,7 @@ mod tests {
 
     fn options(args: &[&str]) -> Options {
         match parse(args.iter().copied()) {
-            Ok(Command::Run(options)) => options,
+            Ok(Command::Run(options)) => *options,
             other => panic!("{args:?}: expected options, got {other:?}"),
         }
     }

@@ -54,6 +54,7 @@ pub const DEFAULT_QUEUE_SIZE: usize = 250_000;
 /// | [`max_series`](Config::max_series) | 200,000 | macros' series: the most that exist; past it new names are refused | |
 /// | [`percentiles`](Config::percentiles) | 0.5, 0.9, 0.99 | `metrics` histograms: the percentiles sent | outside (0, 1]: refused |
 /// | [`transport`](Config::transport) | by protocol | send lines your own way | |
+/// | `tls` (feature `tls`) | none (plaintext) | send over TLS: `Config::tls(graphyte::Tls)` | invalid TLS settings, or with UDP or a transport: refused |
 ///
 /// "Refused" means [`Sender::new`](crate::Sender::new) and
 /// [`init`](crate::init) return [`Error::InvalidConfig`](crate::Error::InvalidConfig)
@@ -76,6 +77,8 @@ pub struct Config {
     pub(crate) max_series: usize,
     pub(crate) percentiles: Vec<f64>,
     pub(crate) transport: Option<Box<dyn Transport>>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::Tls>,
     /// Lines to send besides those given to `send` (the global sender's
     /// macro aggregates); set by [`init`](crate::init) only.
     pub(crate) source: Option<Arc<dyn LineSource>>,
@@ -111,6 +114,8 @@ impl Config {
             max_series: crate::aggregate::DEFAULT_MAX_SERIES,
             percentiles: crate::aggregate::DEFAULT_PERCENTILES.to_vec(),
             transport: None,
+            #[cfg(feature = "tls")]
+            tls: None,
             source: None,
             error,
         }
@@ -252,6 +257,23 @@ impl Config {
         self
     }
 
+    /// Sends over TLS (feature `tls`), to a relay or a proxy that terminates
+    /// it: the server's certificate is verified as [`Tls`](crate::Tls)
+    /// says, and a server that fails the check, or does not speak TLS, gets
+    /// nothing (there is no fallback to plaintext). The port is still
+    /// [`port`](Config::port) (2003 by default): set the TLS port.
+    ///
+    /// TLS runs over TCP: with [`Protocol::Udp`] or a
+    /// [`transport`](Config::transport) of your own it is refused by
+    /// [`Sender::new`](crate::Sender::new) and [`init`](crate::init) with
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig), like settings
+    /// of its own that cannot work (an unreadable CA file, bad PEM).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::Tls) -> Config {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The `host:port` this configuration sends to. For a host string that
     /// [`Sender::new`](crate::Sender::new) will refuse, the string as given.
     pub fn address(&self) -> String {
@@ -280,14 +302,23 @@ impl Config {
         if let Some(q) = self.percentiles.iter().find(|q| !(**q > 0.0 && **q <= 1.0)) {
             return Some(format!("percentile {q} is not a quantile in (0, 1]"));
         }
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            if self.transport.is_some() {
+                return Some("tls and a transport of your own cannot be combined: wrap a TlsTransport in your transport instead".into());
+            }
+            if self.protocol == Protocol::Udp {
+                return Some("tls runs over TCP; it cannot be combined with Protocol::Udp".into());
+            }
+        }
         None
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("host", &self.host)
+        let mut f = f.debug_struct("Config");
+        f.field("host", &self.host)
             .field("port", &self.port)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
@@ -301,8 +332,10 @@ impl fmt::Debug for Config {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_series", &self.max_series)
             .field("percentiles", &self.percentiles)
-            .field("transport", &self.transport.as_ref().map(|t| t.address()))
-            .finish()
+            .field("transport", &self.transport.as_ref().map(|t| t.address()));
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls);
+        f.finish()
     }
 }
 

@@ -79,6 +79,8 @@ mod sender;
 mod stats;
 mod sync;
 mod timestamp;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 mod validate;
 mod value;
@@ -95,6 +97,10 @@ pub use metric::Metric;
 pub use sender::Sender;
 pub use stats::Stats;
 pub use timestamp::Timestamp;
+#[cfg(feature = "tls")]
+pub use tls::Tls;
+#[cfg(feature = "tls")]
+pub use transport::TlsTransport;
 pub use transport::{
     whole_lines, CaptureTransport, Protocol, SendError, TcpTransport, Transport, UdpTransport,
     DEFAULT_MAX_DATAGRAM,

@@ -101,6 +101,16 @@ impl Sender {
         let transport: Box<dyn Transport> = match config.transport {
             Some(transport) => transport,
             None => match config.protocol {
+                #[cfg(feature = "tls")]
+                Protocol::Tcp if config.tls.is_some() => {
+                    let tls = config.tls.as_ref().expect("checked by the guard");
+                    Box::new(crate::transport::TlsTransport::new(
+                        &config.host,
+                        config.port,
+                        config.timeout,
+                        tls,
+                    )?)
+                }
                 Protocol::Tcp => {
                     Box::new(TcpTransport::new(&config.host, config.port, config.timeout))
                 }

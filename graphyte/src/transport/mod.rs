@@ -5,16 +5,21 @@
 //! failed send, and counts all of it.
 //!
 //! [`TcpTransport`] (the default) keeps one persistent connection;
+//! `TlsTransport` (feature `tls`) the same over TLS;
 //! [`UdpTransport`] packs lines into datagrams; [`CaptureTransport`] keeps
 //! everything in memory for tests. Implement [`Transport`] to send lines any
 //! other way (the equivalent of overriding `send_socket` in Python graphyte).
 
 mod capture;
 mod tcp;
+#[cfg(feature = "tls")]
+mod tls;
 mod udp;
 
 pub use capture::CaptureTransport;
 pub use tcp::TcpTransport;
+#[cfg(feature = "tls")]
+pub use tls::TlsTransport;
 pub use udp::{UdpTransport, DEFAULT_MAX_DATAGRAM};
 
 use std::error::Error as StdError;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::{deadline_passed, first_address, host_port, SendError, Transport};
 
 /// Shortest timeout: the socket rejects a zero write timeout.
-const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+pub(super) const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// Sends lines over one persistent TCP connection.
 ///
@@ -61,7 +61,11 @@ impl TcpTransport {
 /// the ones before it left, so unreachable addresses cannot stretch one
 /// connect to several timeouts. Once no time is left, the remaining
 /// addresses fail with `TimedOut` without being tried.
-fn connect_within(host: &str, addrs: impl ToSocketAddrs, limit: Duration) -> io::Result<TcpStream> {
+pub(super) fn connect_within(
+    host: &str,
+    addrs: impl ToSocketAddrs,
+    limit: Duration,
+) -> io::Result<TcpStream> {
     let deadline = Instant::now() + limit;
     first_address(host, addrs, |addr| {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -80,7 +84,7 @@ fn connect_within(host: &str, addrs: impl ToSocketAddrs, limit: Duration) -> io:
 /// (`timeout`, set at connect) bounds each `write` call; a server that reads
 /// a little at a time must not stretch one send to many timeouts. On
 /// failure, returns how many bytes were written.
-fn write_all_within(
+pub(super) fn write_all_within(
     stream: &mut TcpStream,
     mut buf: &[u8],
     timeout: Duration,
