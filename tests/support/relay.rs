@@ -427,7 +427,10 @@ impl RelayServer {
                     thread::sleep(Duration::from_millis(100))
                 }
                 Err(StartError::PortClash(why) | StartError::Fatal(why)) => {
-                    panic!("carbon-c-relay did not restart on port {}: {why}", self.port)
+                    panic!(
+                        "carbon-c-relay did not restart on port {}: {why}",
+                        self.port
+                    )
                 }
             }
         }
