@@ -23,6 +23,7 @@
 pub mod carbon;
 pub mod faults;
 pub mod listener;
+pub mod relay;
 pub mod rng;
 pub mod sha256;
 pub mod sys;
