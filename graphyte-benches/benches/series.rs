@@ -16,7 +16,11 @@
 //! the registry itself with `graphyte::__private::bench::drain(ts, ..)`,
 //! with interval starts `ts` one second apart, so that a series updated
 //! before one drain and not before the next is idle for the 1 s timeout at
-//! the next and is removed. In order:
+//! the next and is removed. Measurements 1 and 2 each run in a fresh
+//! process of their own (this binary re-run with `--child`, which prints a
+//! `result k=v ...` line), so that each starts from an empty registry and
+//! none inherits the tables or the freed heap of another; 3 runs in this
+//! process, whose registry grows with the baseline map.
 //!
 //! 1. **Memory.** Live heap before; `count!(name.as_str(), 1)` on N = 1 M
 //!    new names (`bench.mem.s0000000` ..., 18 bytes each, formatted into one
@@ -41,7 +45,7 @@
 //!    pattern, the same cache footprint of the names for both.
 //!
 //! After criterion, the registry is emptied the same way and the sender
-//! shut down. A full run (`--bench`) prints the figures and verdicts and
+//! is shut down. A full run (`--bench`) prints the figures and verdicts and
 //! writes the fragments `series-targets.md` and `series-figures.md` and the
 //! chart `nonliteral-count.svg` under `target/bench-results/`. Under
 //! `cargo test` it is a smoke test: 10 k series for memory and drain,
@@ -52,6 +56,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI64, AtomicIsize, Ordering::Relaxed};
 use std::sync::RwLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -135,7 +140,74 @@ struct Plan {
     sizes: Vec<usize>,
 }
 
+/// The global sender of every process of this bench.
+fn init() {
+    graphyte::init(
+        Config::new("unused")
+            .interval(Duration::from_secs(3600))
+            .idle_timeout(Duration::from_secs(1))
+            .max_series(2_000_000)
+            .transport(CaptureTransport::new()),
+    )
+    .expect("graphyte::init");
+}
+
+/// Interval starts handed to the drains: from now, one second apart.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// Runs this binary with `--child ARGS` and returns its `result ...` line.
+fn child(args: &[&str]) -> String {
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new(exe)
+        .arg("--child")
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child {args:?} failed: {}\n{stdout}",
+        out.status
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("result "))
+        .unwrap_or_else(|| panic!("child {args:?} said {stdout:?}"))
+        .to_owned()
+}
+
+/// The `k=v` fields of a child's result line.
+fn fields(line: &str) -> HashMap<&str, &str> {
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .collect()
+}
+
+/// A child process: `--child memory N` or `--child drain N ROUNDS`.
+fn run_child(args: &[String]) {
+    init();
+    let mut ts = now_secs();
+    let arg = |i: usize| -> usize { args[i].parse().expect("a number") };
+    match args[0].as_str() {
+        "memory" => println!("result {}", memory(arg(1), &mut ts).fields()),
+        "drain" => println!("result {}", drain_work(arg(1), arg(2), &mut ts).fields()),
+        other => panic!("unknown child {other:?}"),
+    }
+    graphyte::shutdown().expect("shutdown");
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        run_child(&args[i + 1..]);
+        return;
+    }
     let full = full_run();
     let plan = if full {
         Plan {
@@ -155,25 +227,19 @@ fn main() {
         }
     };
     let started = SystemTime::now();
-    graphyte::init(
-        Config::new("unused")
-            .interval(Duration::from_secs(3600))
-            .idle_timeout(Duration::from_secs(1))
-            .max_series(2_000_000)
-            .transport(CaptureTransport::new()),
-    )
-    .expect("graphyte::init");
-    // Interval starts handed to the drains: one second apart.
-    let mut ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs();
-
-    let memory = memory(&plan, &mut ts);
+    // Memory and drain each in a fresh process of their own (this binary,
+    // re-run): each starts from an empty registry, and neither leaves its
+    // tables or its freed heap to the other or to the per-call benchmarks.
+    let memory = Memory::parse(&child(&["memory", &plan.memory.to_string()]));
     println!("memory: {}", memory.describe());
-    let drain = drain_work(&plan, &mut ts);
+    let drain = Drain::parse(&child(&[
+        "drain",
+        &plan.drain.to_string(),
+        &plan.drain_rounds.to_string(),
+    ]));
     println!("drain: {}", drain.describe());
 
+    init();
     let dir = criterion_dir();
     let mut c = Criterion::default()
         .output_directory(&dir)
@@ -185,11 +251,12 @@ fn main() {
     c.final_summary();
 
     // Empty the registry (one drain sends, the next removes) and stop.
+    let mut ts = now_secs();
     let mut out = Vec::new();
     bench::drain(ts, &mut out);
-    assert_eq!(bench::drain(ts + 1, &mut out), 0);
-    // Only the literal call site's series is left (a call site keeps its own).
-    assert_eq!(bench::series(), (1, 0), "every non-literal series expired");
+    ts += 1;
+    assert_eq!(bench::drain(ts, &mut out), 0);
+    assert_eq!(bench::series(), (0, 0), "every series expired");
     graphyte::shutdown().expect("shutdown");
 
     let calls: Vec<Call> = plan
@@ -223,6 +290,43 @@ struct Memory {
 }
 
 impl Memory {
+    fn fields(&self) -> String {
+        format!(
+            "series={} name_len={} before_bytes={} before_blocks={} created_bytes={} created_blocks={} expired_bytes={} expired_blocks={} sent={} expiring={} after={} create_ns={} expire_drain_ms={}",
+            self.series,
+            self.name_len,
+            self.before.0,
+            self.before.1,
+            self.created.0,
+            self.created.1,
+            self.expired.0,
+            self.expired.1,
+            self.sent,
+            self.expiring,
+            self.after,
+            self.create_ns,
+            self.expire_drain_ms
+        )
+    }
+
+    fn parse(line: &str) -> Memory {
+        let f = fields(line);
+        let int = |k: &str| -> i64 { f[k].parse().expect("integer") };
+        let float = |k: &str| -> f64 { f[k].parse().expect("number") };
+        Memory {
+            series: int("series") as usize,
+            name_len: int("name_len") as usize,
+            before: (int("before_bytes"), int("before_blocks")),
+            created: (int("created_bytes"), int("created_blocks")),
+            expired: (int("expired_bytes"), int("expired_blocks")),
+            sent: int("sent") as usize,
+            expiring: int("expiring") as usize,
+            after: int("after") as usize,
+            create_ns: float("create_ns"),
+            expire_drain_ms: float("expire_drain_ms"),
+        }
+    }
+
     fn per_series(&self) -> f64 {
         (self.created.0 - self.before.0) as f64 / self.series as f64
     }
@@ -261,8 +365,7 @@ impl Memory {
     }
 }
 
-fn memory(plan: &Plan, ts: &mut u64) -> Memory {
-    let n = plan.memory;
+fn memory(n: usize, ts: &mut u64) -> Memory {
     let mut out = Vec::new();
     // Once through every path (register, drain, expire) before measuring,
     // so that nothing the registry sets up on first use is counted.
@@ -328,6 +431,22 @@ struct Drain {
 }
 
 impl Drain {
+    fn fields(&self) -> String {
+        let rounds: Vec<String> = self.rounds.iter().map(f64::to_string).collect();
+        format!("series={} rounds={}", self.series, rounds.join(","))
+    }
+
+    fn parse(line: &str) -> Drain {
+        let f = fields(line);
+        Drain {
+            series: f["series"].parse().expect("integer"),
+            rounds: f["rounds"]
+                .split(',')
+                .map(|r| r.parse().expect("number"))
+                .collect(),
+        }
+    }
+
     fn median(&self) -> f64 {
         let mut v = self.rounds.clone();
         v.sort_by(f64::total_cmp);
@@ -347,8 +466,7 @@ impl Drain {
     }
 }
 
-fn drain_work(plan: &Plan, ts: &mut u64) -> Drain {
-    let n = plan.drain;
+fn drain_work(n: usize, drain_rounds: usize, ts: &mut u64) -> Drain {
     let names: Vec<String> = (0..n).map(|i| format!("bench.drain.s{i:07}")).collect();
     for name in &names {
         graphyte::count!(name.as_str(), 1);
@@ -356,7 +474,7 @@ fn drain_work(plan: &Plan, ts: &mut u64) -> Drain {
     let live = bench::series().0;
     let mut out = Vec::new();
     let mut rounds = Vec::new();
-    for round in 0..plan.drain_rounds {
+    for round in 0..drain_rounds {
         if round > 0 {
             for name in &names {
                 graphyte::count!(name.as_str(), 1);
