@@ -795,7 +795,7 @@ fn python_version(python: &PathBuf) -> String {
         .args([
             "-c",
             "import sys; from importlib.metadata import version; \
-             print('graphyte', version('graphyte'), '| python', sys.version.split()[0])",
+             print('graphyte ' + version('graphyte') + ', python ' + sys.version.split()[0])",
         ])
         .output()
         .expect("run python");

@@ -57,6 +57,9 @@ pub fn log_log(
 ) -> Result<(), String> {
     let (x_lo, x_hi) = range(lines, |p| p.0);
     let (y_lo, y_hi) = range(lines, |p| p.1);
+    // Whole decades, and room above for the legend.
+    let y_lo = 10f64.powf(y_lo.log10().floor());
+    let y_hi = 10f64.powf((y_hi * 3.0).log10().ceil());
     let root = SVGBackend::new(path, (760, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
@@ -66,7 +69,7 @@ pub fn log_log(
         .y_label_area_size(60)
         .build_cartesian_2d(
             (x_lo / 2.0..x_hi * 2.0).log_scale(),
-            (y_lo / 2.0..y_hi * 2.0).log_scale(),
+            (y_lo..y_hi).log_scale(),
         )
         .map_err(err)?;
     chart
@@ -74,6 +77,7 @@ pub fn log_log(
         .x_desc(x_desc)
         .y_desc(y_desc)
         .x_label_formatter(&|v| human(*v))
+        .y_labels(20)
         .y_label_formatter(&|v| format!("{v}"))
         .draw()
         .map_err(err)?;
@@ -118,7 +122,8 @@ pub fn against_producers(
 ) -> Result<(), String> {
     let (x_lo, x_hi) = range(lines, |p| p.0);
     let (_, y_hi) = range(lines, |p| p.1);
-    let y_hi = y_hi.max(limit.1) * 1.15;
+    // Room above the limit line for the legend.
+    let y_hi = y_hi.max(limit.1) * 1.4;
     let root = SVGBackend::new(path, (760, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
@@ -173,7 +178,7 @@ pub fn against_producers(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()
