@@ -23,6 +23,13 @@
 //! * `peers/cadence_count`: cadence `StatsdClient::count` with `NopMetricSink`.
 //! * `format/format_into_{int,float}`: `LineFormat::format_into` of one
 //!   `prefix.path value timestamp\n` line into a reused buffer.
+//! * `handles/{sender_send,metric_send}`: one line `app.bench.handle.requests
+//!   N TS` through `Sender::send("bench.handle.requests", n)` and through a
+//!   `Metric` handle of the same name (`Metric::send(n)`), on a sender of its
+//!   own in interval mode (one-hour interval, a transport that discards the
+//!   bytes). Only the sends are timed: every 4,096 sends the clock stops and
+//!   the queue is flushed (the interval thread writes it to the discarding
+//!   transport), so no send ever meets a full queue.
 //!
 //! The global sender can be initialised once per process, and criterion runs
 //! every benchmark of this binary in one process, so `main` runs the groups
@@ -38,19 +45,22 @@
 //! the aggregating path, not a no-op).
 //!
 //! After criterion's own output, a bench run (`--bench`, as `cargo bench`
-//! passes) prints the ratios the targets name, read from the
+//! passes) prints the ratios the issues' targets name, read from the
 //! estimates criterion wrote in this run (files older than the run are
-//! ignored, so every figure is from this run). Under `cargo test` criterion
+//! ignored, so every figure is from this run), and writes them as the
+//! fragments `micro-targets.md` and `micro-medians.md` under
+//! `target/bench-results/` for BENCHMARKS.md. Under `cargo test` criterion
 //! runs each benchmark once, as a smoke test, and no table is printed.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Once, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::Criterion;
-use graphyte::{CaptureTransport, Config, LineFormat, Timestamp};
+use graphyte::{CaptureTransport, Config, LineFormat, SendError, Sender, Timestamp, Transport};
+use graphyte_benches::{criterion_dir, full_run, median_ns, results_dir, verdict, Fragment};
 
 /// Target of `baseline/fetch_add`.
 static FETCH_ADD: AtomicU64 = AtomicU64::new(0);
@@ -129,6 +139,9 @@ fn check_aggregated() {
         return; // after_init was filtered out
     };
     graphyte::shutdown().expect("shutdown");
+    if filtered() {
+        return;
+    }
     let lines = capture.lines();
     let value = |name: &str| -> Option<u64> {
         lines.iter().find_map(|l| {
@@ -219,9 +232,15 @@ fn peers(c: &mut Criterion) {
     });
     g.finish();
     assert!(
-        counter.load(Relaxed) > 0,
+        filtered() || counter.load(Relaxed) > 0,
         "the metrics-rs recorder was not used"
     );
+}
+
+/// Whether criterion was given a filter (a positional argument): then some
+/// benchmarks did not run, and the checks that they did are skipped.
+fn filtered() -> bool {
+    std::env::args().skip(1).any(|a| !a.starts_with('-'))
 }
 
 fn formatting(c: &mut Criterion) {
@@ -267,6 +286,72 @@ fn formatting(c: &mut Criterion) {
     g.finish();
 }
 
+/// A transport that discards what it is given.
+struct Discard;
+
+impl Transport for Discard {
+    fn send(&mut self, _: &[u8], _: Instant) -> Result<(), SendError> {
+        Ok(())
+    }
+    fn address(&self) -> String {
+        "discard".into()
+    }
+}
+
+/// Sends per timed stretch; the queue is flushed between stretches.
+const STRETCH: u64 = 4096;
+
+/// `iters` calls of `send(n)`, timed in stretches of [`STRETCH`] with the
+/// queue flushed (untimed) between them.
+fn timed_sends(sender: &Sender, iters: u64, n: &mut u64, send: impl Fn(u64)) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let k = left.min(STRETCH);
+        let start = Instant::now();
+        for _ in 0..k {
+            send(black_box(*n));
+            *n += 1;
+        }
+        total += start.elapsed();
+        sender.flush().expect("flush");
+        left -= k;
+    }
+    total
+}
+
+fn handles(c: &mut Criterion) {
+    let sender = Sender::new(
+        Config::new("unused")
+            .prefix("app")
+            .interval(Duration::from_secs(3600))
+            .transport(Discard),
+    )
+    .expect("sender");
+    let metric = sender.metric("bench.handle.requests").expect("metric");
+    let mut n = 0u64;
+    let mut g = c.benchmark_group("handles");
+    g.bench_function("sender_send", |b| {
+        b.iter_custom(|iters| {
+            timed_sends(&sender, iters, &mut n, |v| {
+                sender
+                    .send(black_box("bench.handle.requests"), v)
+                    .expect("send")
+            })
+        })
+    });
+    g.bench_function("metric_send", |b| {
+        b.iter_custom(|iters| {
+            timed_sends(&sender, iters, &mut n, |v| metric.send(v).expect("send"))
+        })
+    });
+    g.finish();
+    sender.stop().expect("stop");
+    let stats = sender.stats();
+    assert_eq!(stats.sent, n, "every send was delivered");
+    assert_eq!(stats.dropped, 0);
+}
+
 fn main() {
     let started = SystemTime::now();
     let output = criterion_dir();
@@ -282,41 +367,12 @@ fn main() {
     after_init(&mut c);
     peers(&mut c);
     formatting(&mut c);
+    handles(&mut c);
     c.final_summary();
     check_aggregated();
-    if std::env::args().any(|a| a == "--bench") {
+    if full_run() {
         report(&output, started);
     }
-}
-
-/// Where criterion writes its estimates: `$CRITERION_HOME`, else
-/// `criterion/` in the target directory this binary was built in
-/// (`target/<profile>/deps/micro-*`).
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    match exe.ancestors().nth(3) {
-        Some(target) => target.join("criterion"),
-        None => PathBuf::from("target/criterion"),
-    }
-}
-
-/// The median time per iteration, in ns, of `group/bench` if criterion wrote
-/// it during this run.
-fn median_ns(dir: &Path, id: &str, since: SystemTime) -> Option<f64> {
-    let path = dir.join(id).join("new").join("estimates.json");
-    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < since {
-        return None;
-    }
-    let json = std::fs::read_to_string(&path).ok()?;
-    // {"mean":{...},"median":{"confidence_interval":{...},"point_estimate":N,...},...}
-    let median = &json[json.find("\"median\"")?..];
-    let value = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = value.find([',', '}'])?;
-    value[..end].trim().parse().ok()
 }
 
 fn report(dir: &Path, since: SystemTime) {
@@ -330,59 +386,89 @@ fn report(dir: &Path, since: SystemTime) {
         "\n== graphyte micro-benchmarks: medians from this run ({}) ==",
         dir.display()
     );
-    println!("| benchmark | median |");
-    println!("|---|---|");
-    for id in [
-        "baseline/fetch_add",
-        "baseline/timer_skeleton",
-        "baseline/instant_now",
-        "before_init/count",
-        "before_init/gauge",
-        "after_init/count",
-        "after_init/gauge",
-        "after_init/timed_empty_fn",
-        "peers/metrics_counter",
-        "peers/cadence_count",
-        "format/format_into_int",
-        "format/format_into_float",
-        "format/format_into_int_default_tags",
+    let mut medians = Fragment::new("micro-medians");
+    medians.line("| benchmark | what | median |");
+    medians.line("|---|---|---|");
+    for (id, what) in [
+        ("baseline/fetch_add", "`AtomicU64::fetch_add(1, Relaxed)`"),
+        (
+            "baseline/timer_skeleton",
+            "timer skeleton (2 × `Instant::now()` + 2 atomic adds)",
+        ),
+        ("baseline/instant_now", "`Instant::now()`"),
+        ("before_init/count", "`count!` before init"),
+        ("before_init/gauge", "`gauge!` before init"),
+        ("after_init/count", "`count!` after init (interval mode)"),
+        ("after_init/gauge", "`gauge!` after init"),
+        (
+            "after_init/timed_empty_fn",
+            "`#[timed]` empty fn after init",
+        ),
+        (
+            "peers/metrics_counter",
+            "metrics-rs `counter!(\"x\").increment(1)`, minimal recorder",
+        ),
+        ("peers/cadence_count", "cadence `count`, `NopMetricSink`"),
+        (
+            "format/format_into_int",
+            "`LineFormat::format_into`, integer value",
+        ),
+        (
+            "format/format_into_float",
+            "`LineFormat::format_into`, float value",
+        ),
+        (
+            "format/format_into_int_default_tags",
+            "`LineFormat::format_into`, integer value, two default tags",
+        ),
+        (
+            "handles/sender_send",
+            "`Sender::send(name, n)`, interval mode, caller only",
+        ),
+        (
+            "handles/metric_send",
+            "`Metric::send(n)` of the same name, interval mode, caller only",
+        ),
     ] {
-        println!("| `{id}` | {} |", ns(get(id)));
+        medians.line(format!("| `{id}` | {what} | {} |", ns(get(id))));
     }
 
     let fetch_add = get("baseline/fetch_add");
     let skeleton = get("baseline/timer_skeleton");
-    println!("\n| figure | measured | ratio | target | verdict |");
-    println!("|---|---|---|---|---|");
+    let sender_send = get("handles/sender_send");
+    println!();
+    let mut targets = Fragment::new("micro-targets");
+    targets.line("| figure | measured | ratio | target | verdict |");
+    targets.line("|---|---|---|---|---|");
     // (figure, benchmark, baseline, baseline's name, target ratio if any)
     type Row<'a> = (&'a str, &'a str, Option<f64>, &'a str, Option<f64>);
-    let rows: [Row<'_>; 7] = [
+    let rows: [Row<'_>; 8] = [
         (
-            "`count!` after init",
+            "`count!` after init, literal name",
             "after_init/count",
             fetch_add,
-            "fetch_add",
+            "`fetch_add`",
             Some(1.5),
         ),
         (
-            "`gauge!` after init",
+            "`gauge!` after init, literal name",
             "after_init/gauge",
             fetch_add,
-            "fetch_add",
+            "`fetch_add`",
             Some(1.5),
         ),
         (
             "`count!` before init",
             "before_init/count",
             fetch_add,
-            "fetch_add",
+            "`fetch_add`",
             Some(1.0),
         ),
         (
             "`gauge!` before init",
             "before_init/gauge",
             fetch_add,
-            "fetch_add",
+            "`fetch_add`",
             Some(1.0),
         ),
         (
@@ -393,36 +479,40 @@ fn report(dir: &Path, since: SystemTime) {
             Some(0.6),
         ),
         (
+            "`Metric::send` on the caller, interval mode",
+            "handles/metric_send",
+            sender_send,
+            "`Sender::send` of the same line",
+            Some(0.5),
+        ),
+        (
             "metrics-rs `counter!` (peer)",
             "peers/metrics_counter",
             fetch_add,
-            "fetch_add",
+            "`fetch_add`",
             None,
         ),
         (
             "cadence `count` (peer)",
             "peers/cadence_count",
             fetch_add,
-            "fetch_add",
+            "`fetch_add`",
             None,
         ),
     ];
     for (figure, id, base, base_name, target) in rows {
         let value = get(id);
         let ratio = value.zip(base).map(|(v, b)| v / b);
-        let ratio_text = ratio.map_or("-".to_owned(), |r| format!("{r:.2} × {base_name}"));
+        let ratio_text = ratio.map_or("-".to_owned(), |r| format!("**{r:.2} ×** {base_name}"));
         let (target_text, verdict) = match (target, ratio) {
-            (Some(t), Some(r)) => (
-                format!("≤ {t} × {base_name}"),
-                if r <= t { "met" } else { "MISSED" },
-            ),
+            (Some(t), Some(r)) => (format!("≤ {t} × {base_name}"), verdict(r <= t)),
             (Some(t), None) => (format!("≤ {t} × {base_name}"), "not run"),
             (None, _) => ("context".to_owned(), "-"),
         };
-        println!(
+        targets.line(format!(
             "| {figure} | {} | {ratio_text} | {target_text} | {verdict} |",
             ns(value)
-        );
+        ));
     }
     let after = get("after_init/count");
     for (peer, id) in [
@@ -433,10 +523,14 @@ fn report(dir: &Path, since: SystemTime) {
         ("cadence `count`", "peers/cadence_count"),
     ] {
         if let (Some(ours), Some(theirs)) = (after, get(id)) {
-            println!(
-                "{peer} costs {:.1} × graphyte's `count!` after init",
+            targets.line("");
+            targets.line(format!(
+                "{peer} costs {:.1} × graphyte's `count!` after init.",
                 theirs / ours
-            );
+            ));
         }
     }
+    let out = results_dir(true);
+    medians.save(&out);
+    targets.save(&out);
 }

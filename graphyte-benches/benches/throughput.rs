@@ -56,7 +56,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use graphyte::{Config, Error, Sender};
+use graphyte::{Config, Error, Metric, Sender};
+use graphyte_benches::chart::{self, Line};
+use graphyte_benches::{results_dir, verdict, Fragment};
 
 /// The interval of every interval-mode sender here, and of the Python run.
 /// The longest the memory run keeps sending to a paused server to fill the queue.
@@ -148,24 +150,32 @@ fn run(plan: &Plan) {
             raw
         })
         .collect();
+    let raw_rounds: Vec<f64> = raws.iter().map(Flow::rate).collect();
     raws.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
     let raw = raws.swap_remove(raws.len() / 2);
-    let interval = |producers| {
+    let interval = |producers, api: Api| {
         let mut runs: Vec<IntervalRun> = (0..plan.rounds)
             .map(|_| {
-                let run = interval_send(&drain, producers, plan.lines);
+                let run = interval_send(&drain, producers, plan.lines, api);
                 println!(
-                    "interval send(), {producers} producer(s): {}",
+                    "interval {}, {producers} producer(s): {}",
+                    api.describe(),
                     run.describe()
                 );
                 run
             })
             .collect();
+        let rounds: Vec<f64> = runs.iter().map(|r| r.flow.rate()).collect();
         runs.sort_by(|a, b| a.flow.rate().total_cmp(&b.flow.rate()));
-        runs.swap_remove(runs.len() / 2)
+        let mut median = runs.swap_remove(runs.len() / 2);
+        median.rounds = rounds;
+        median
     };
-    let one = interval(1);
-    let two = interval(2);
+    // Alternated, so that a slow stretch of the machine hits both APIs.
+    let one = interval(1, Api::Send);
+    let one_handle = interval(1, Api::Handle);
+    let two = interval(2, Api::Send);
+    let two_handle = interval(2, Api::Handle);
 
     let mut sync_rates = Vec::new();
     let mut raw_line_rates = Vec::new();
@@ -214,17 +224,20 @@ fn run(plan: &Plan) {
     let hwm = proc_status_kib("VmHWM");
     println!("this process: peak RSS (VmHWM) {} KiB", hwm);
 
-    report(
+    report(&Results {
         plan,
-        &raw,
-        &one,
-        &two,
+        raw: &raw,
+        raw_rounds: &raw_rounds,
+        send: [&one, &two],
+        handle: [&one_handle, &two_handle],
         sync,
+        sync_rounds: &sync_rates,
         raw_line,
-        py.as_ref(),
-        &memory,
+        raw_line_rounds: &raw_line_rates,
+        py: py.as_ref(),
+        memory: &memory,
         hwm,
-    );
+    });
     println!(
         "throughput bench done in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -475,10 +488,13 @@ fn raw_limit(drain: &Drain, n: u64) -> Flow {
 
 struct IntervalRun {
     producers: usize,
+    api: Api,
     flow: Flow,
     /// Per producer: ns per successful send, retries after QueueFull.
     caller_ns: Vec<f64>,
     retries: Vec<u64>,
+    /// Lines/s of every round, in the order they ran (set by `run`).
+    rounds: Vec<f64>,
 }
 
 impl IntervalRun {
@@ -503,9 +519,52 @@ impl IntervalRun {
     }
 }
 
+/// How the producers of an interval run send.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Api {
+    /// `Sender::send(name, value)`.
+    Send,
+    /// `Metric::send(value)` on a handle per name, made before the clock starts.
+    Handle,
+}
+
+impl Api {
+    fn describe(self) -> &'static str {
+        match self {
+            Api::Send => "send()",
+            Api::Handle => "Metric::send()",
+        }
+    }
+}
+
+/// One producer's loop: `send(index of the name, value)` for `per` values
+/// from `first`, retrying a send refused with `QueueFull`; its time and
+/// retries.
+fn produce(
+    per: u64,
+    first: u64,
+    send: impl Fn(usize, u64) -> Result<(), Error>,
+) -> (Duration, u64) {
+    let mut retries = 0;
+    let begin = Instant::now();
+    for i in 0..per {
+        loop {
+            match send(i as usize % NAMES, first + i) {
+                Ok(()) => break,
+                Err(Error::QueueFull { .. }) => {
+                    retries += 1;
+                    thread::yield_now();
+                }
+                Err(e) => panic!("send failed: {e}"),
+            }
+        }
+    }
+    (begin.elapsed(), retries)
+}
+
 /// `producers` threads send `n` lines in total through one interval-mode
-/// sender; timed until every line has arrived.
-fn interval_send(drain: &Drain, producers: usize, n: u64) -> IntervalRun {
+/// sender, with `api`; timed until every line has arrived.
+fn interval_send(drain: &Drain, producers: usize, n: u64, api: Api) -> IntervalRun {
     let per = n / producers as u64;
     let n = per * producers as u64;
     let sender = Sender::new(
@@ -516,43 +575,40 @@ fn interval_send(drain: &Drain, producers: usize, n: u64) -> IntervalRun {
     )
     .expect("sender");
     let tables: Vec<Vec<String>> = (0..producers).map(|t| names(&format!("p{t}"))).collect();
+    let handles: Vec<Vec<Metric>> = tables
+        .iter()
+        .map(|names| {
+            names
+                .iter()
+                .map(|name| sender.metric(name).expect("metric"))
+                .collect()
+        })
+        .collect();
     let ts_len = digits(now_secs());
     let (base_lines, base_bytes) = (drain.lines(), drain.bytes());
     let start = Instant::now();
     let results: Vec<(Duration, u64)> = thread::scope(|s| {
-        let handles: Vec<_> = tables
+        let threads: Vec<_> = tables
             .iter()
+            .zip(&handles)
             .enumerate()
-            .map(|(t, names)| {
+            .map(|(t, (names, handles))| {
                 let sender = &sender;
-                s.spawn(move || {
-                    let first = t as u64 * per;
-                    let mut retries = 0;
-                    let begin = Instant::now();
-                    for i in 0..per {
-                        let name = names[i as usize % NAMES].as_str();
-                        loop {
-                            match sender.send(name, first + i) {
-                                Ok(()) => break,
-                                Err(Error::QueueFull { .. }) => {
-                                    retries += 1;
-                                    thread::yield_now();
-                                }
-                                Err(e) => panic!("send failed: {e}"),
-                            }
-                        }
-                    }
-                    (begin.elapsed(), retries)
+                let first = t as u64 * per;
+                s.spawn(move || match api {
+                    Api::Send => produce(per, first, |j, v| sender.send(names[j].as_str(), v)),
+                    Api::Handle => produce(per, first, |j, v| handles[j].send(v)),
                 })
             })
             .collect();
-        handles
+        threads
             .into_iter()
             .map(|h| h.join().expect("producer"))
             .collect()
     });
     let arrived = drain.wait_for(base_lines + n, Duration::from_secs(120));
     let secs = (arrived - start).as_secs_f64();
+    drop(handles);
     sender.stop().expect("stop");
     drain.assert_settled(base_lines + n);
     let stats = sender.stats();
@@ -574,6 +630,7 @@ fn interval_send(drain: &Drain, producers: usize, n: u64) -> IntervalRun {
     );
     IntervalRun {
         producers,
+        api,
         flow: Flow {
             lines: n,
             bytes,
@@ -584,6 +641,7 @@ fn interval_send(drain: &Drain, producers: usize, n: u64) -> IntervalRun {
             .map(|(d, _)| d.as_nanos() as f64 / per as f64)
             .collect(),
         retries: results.iter().map(|&(_, r)| r).collect(),
+        rounds: Vec::new(),
     }
 }
 
@@ -739,7 +797,7 @@ fn python_version(python: &PathBuf) -> String {
         .args([
             "-c",
             "import sys; from importlib.metadata import version; \
-             print('graphyte', version('graphyte'), '| python', sys.version.split()[0])",
+             print('graphyte ' + version('graphyte') + ', python ' + sys.version.split()[0])",
         ])
         .output()
         .expect("run python");
@@ -999,133 +1057,226 @@ fn memory_child(queue: usize, pause: Duration) {
 // ---------------------------------------------------------------------------
 // Report
 
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "MISSED"
-    }
+/// Everything `report` shows.
+struct Results<'a> {
+    plan: &'a Plan,
+    raw: &'a Flow,
+    raw_rounds: &'a [f64],
+    /// 1 and 2 producers.
+    send: [&'a IntervalRun; 2],
+    handle: [&'a IntervalRun; 2],
+    sync: f64,
+    sync_rounds: &'a [f64],
+    raw_line: f64,
+    raw_line_rounds: &'a [f64],
+    py: Option<&'a (String, f64, PythonInterval)>,
+    memory: &'a [Memory],
+    hwm: u64,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn report(
-    plan: &Plan,
-    raw: &Flow,
-    one: &IntervalRun,
-    two: &IntervalRun,
-    sync: f64,
-    raw_line: f64,
-    py: Option<&(String, f64, PythonInterval)>,
-    memory: &[Memory],
-    hwm: u64,
-) {
+fn millions(rounds: &[f64]) -> String {
+    rounds
+        .iter()
+        .map(|r| format!("{:.2}", r / 1e6))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn report(r: &Results<'_>) {
+    let plan = r.plan;
+    let raw = r.raw;
     println!("\n== graphyte end-to-end throughput: figures from this run ==");
     if !plan.full {
         println!("(smoke run under cargo test: debug build, small N; no verdicts)");
     }
-    if let Some((version, _, _)) = py {
+    if let Some((version, _, _)) = r.py {
         println!("peer: {version}");
     }
-    println!("| measurement | figure |");
-    println!("|---|---|");
-    println!(
-        "| raw limit: preformatted lines, 64 KiB writes | {:.2} M lines/s ({:.0} MB/s) |",
+    let mut figures = Fragment::new("throughput-figures");
+    figures.line("| measurement | this run (median of the rounds where rounds apply) |");
+    figures.line("|---|---|");
+    figures.line(format!(
+        "| raw limit: preformatted lines in 64 KiB writes ({:.1} bytes/line) | {:.2} M lines/s ({:.0} MB/s); rounds {} M |",
+        raw.bytes as f64 / raw.lines as f64,
         raw.rate() / 1e6,
-        raw.bytes as f64 / raw.secs / 1e6
-    );
-    for run in [one, two] {
-        println!(
-            "| interval `send()`, {} producer(s), {} lines end to end | {:.2} M lines/s; caller {:.1} ns/send; {} QueueFull retries |",
+        raw.bytes as f64 / raw.secs / 1e6,
+        millions(r.raw_rounds)
+    ));
+    for run in r.send.iter().chain(&r.handle) {
+        figures.line(format!(
+            "| interval `{}`, {} producer{}, {} M lines ({:.1} bytes/line) | {:.2} M lines/s end to end; caller {:.1} ns/send; {} `QueueFull` retries; rounds {} M |",
+            run.api.describe(),
             run.producers,
-            run.flow.lines,
+            if run.producers == 1 { "" } else { "s" },
+            run.flow.lines as f64 / 1e6,
+            run.flow.bytes as f64 / run.flow.lines as f64,
             run.flow.rate() / 1e6,
             run.caller_ns(),
-            run.retries()
-        );
+            run.retries(),
+            millions(&run.rounds)
+        ));
     }
-    println!("| sync `send()`, one persistent connection | {sync:.0} sends/s |");
-    println!("| raw: one `write()` per line, plain `TcpStream` | {raw_line:.0} writes/s |");
-    match py {
-        Some((_, py_sync, py_int)) => {
-            println!("| Python graphyte sync `send()` | {py_sync:.0} sends/s |");
-            println!(
-                "| Python graphyte interval 0.05 s, {} sends, end to end | {:.0} lines/s (caller {:.0} sends/s) |",
+    figures.line(format!(
+        "| sync `send()`, one persistent connection | {:.0} sends/s; rounds {} |",
+        r.sync,
+        rates(r.sync_rounds)
+    ));
+    figures.line(format!(
+        "| raw: one `write()` per line on a `TcpStream` | {:.0} writes/s; rounds {} |",
+        r.raw_line,
+        rates(r.raw_line_rounds)
+    ));
+    match r.py {
+        Some((version, py_sync, py_int)) => {
+            figures.line(format!(
+                "| Python graphyte sync `send()`, {} sends ({version}) | {py_sync:.0} sends/s |",
+                plan.python_sync_sends
+            ));
+            figures.line(format!(
+                "| Python graphyte interval 0.05 s, {} sends | {:.0} lines/s end to end (caller {:.0} sends/s) |",
                 plan.python_interval_sends, py_int.end_to_end, py_int.caller
-            );
+            ));
         }
-        None => println!("| Python graphyte | not measured |"),
+        None => figures.line("| Python graphyte | not measured |"),
     }
-    for m in memory {
-        println!(
-            "| memory, queue_size {}, drain paused | growth {} KiB vs queue bytes {} KiB ({:.2}×); +{} KiB after the queue filled |",
-            m.queue,
-            m.growth(),
-            m.bound_kib(),
-            m.growth() as f64 / m.bound_kib() as f64,
-            m.flat()
-        );
-    }
-    println!(
-        "| peak RSS of this run (VmHWM) | {:.1} MiB |",
-        hwm as f64 / 1024.0
-    );
+    figures.line(format!(
+        "| peak RSS of the whole throughput run (`VmHWM`) | {:.1} MiB |",
+        r.hwm as f64 / 1024.0
+    ));
 
-    println!("\n| target | ratio / figure (this run) | verdict |");
-    println!("|---|---|---|");
-    let best = if two.flow.rate() > one.flow.rate() {
-        two
-    } else {
-        one
-    };
+    let mut mem = Fragment::new("throughput-memory");
+    mem.line("| queue_size | queued bytes (queue × line size) | RSS idle → full → end of pause | growth | accepted / refused while paused |");
+    mem.line("|---|---|---|---|---|");
+    for m in r.memory {
+        mem.line(format!(
+            "| {} | {} KiB ({:.1} bytes/line) | {} → {} → {} KiB | {} KiB = {:.2} × queued bytes; +{} KiB once full | {} / {} (all accepted arrived) |",
+            m.queue,
+            m.bound_kib(),
+            m.line_bytes,
+            m.baseline,
+            m.at_full,
+            m.end,
+            m.growth(),
+            m.growth() as f64 / m.bound_kib() as f64,
+            m.flat(),
+            m.accepted,
+            m.refused
+        ));
+    }
+
+    let mut targets = Fragment::new("throughput-targets");
+    targets.line("| target | this run | verdict |");
+    targets.line("|---|---|---|");
     let show = |met: bool| if plan.full { verdict(met) } else { "-" };
-    for run in [one, two] {
-        println!(
-            "| interval end to end ≥ 10 M lines/s ({} producer(s)) | {:.2} M lines/s = {:.2} × raw limit | {} |",
+    let producers = |run: &IntervalRun| {
+        format!(
+            "{} producer{}",
             run.producers,
+            if run.producers == 1 { "" } else { "s" }
+        )
+    };
+    for run in r.send {
+        targets.line(format!(
+            "| interval `send()` end to end, {}: ≥ 10 M lines/s | **{:.2} M lines/s** ({:.2} × the raw limit) | {} |",
+            producers(run),
             run.flow.rate() / 1e6,
             run.flow.rate() / raw.rate(),
             show(run.flow.rate() >= 10e6)
-        );
+        ));
     }
-    match py {
+    for (handle, send) in r.handle.iter().zip(r.send) {
+        let ratio = handle.flow.rate() / send.flow.rate();
+        let (target, verdict) = if handle.producers == 1 {
+            ("≥ 2 × `send()`", show(ratio >= 2.0))
+        } else {
+            ("reported", "-")
+        };
+        targets.line(format!(
+            "| interval `Metric::send()` (handles) end to end, {}: {target} | {:.2} M lines/s = **{ratio:.2} ×** `send()` ({:.2} M), **{:.2} ×** the raw limit ({:.2} M) | {verdict} |",
+            producers(handle),
+            handle.flow.rate() / 1e6,
+            send.flow.rate() / 1e6,
+            handle.flow.rate() / raw.rate(),
+            raw.rate() / 1e6,
+        ));
+    }
+    match r.py {
         Some((_, py_sync, py_int)) => {
-            for run in [one, two] {
-                let r = run.flow.rate() / py_int.end_to_end;
-                println!(
-                    "| interval end to end ≥ 50 × Python graphyte ({} producer(s)) | {r:.0} × | {} |",
-                    run.producers,
-                    show(r >= 50.0)
-                );
+            for run in r.send {
+                let x = run.flow.rate() / py_int.end_to_end;
+                targets.line(format!(
+                    "| interval end to end, {}: ≥ 50 × Python graphyte | **{x:.0} ×** ({:.2} M vs {:.0} lines/s) | {} |",
+                    producers(run),
+                    run.flow.rate() / 1e6,
+                    py_int.end_to_end,
+                    show(x >= 50.0)
+                ));
             }
-            let r = sync / py_sync;
-            println!(
-                "| sync `send()` ≥ 25 × Python graphyte | {r:.1} × | {} |",
-                show(r >= 25.0)
-            );
+            let x = r.sync / py_sync;
+            targets.line(format!(
+                "| sync `send()`: ≥ 25 × Python graphyte | **{x:.1} ×** ({:.0} vs {py_sync:.0} sends/s) | {} |",
+                r.sync,
+                show(x >= 25.0)
+            ));
         }
         None => {
-            println!("| interval end to end ≥ 50 × Python graphyte | not measured | - |");
-            println!("| sync `send()` ≥ 25 × Python graphyte | not measured | - |");
+            targets.line("| interval end to end: ≥ 50 × Python graphyte | not measured | - |");
+            targets.line("| sync `send()`: ≥ 25 × Python graphyte | not measured | - |");
         }
     }
-    let r = sync / raw_line;
-    println!(
-        "| sync `send()` ≥ 0.8 × one `write()` per line | {r:.2} × | {} |",
-        show(r >= 0.8)
-    );
-    for m in memory {
-        println!(
-            "| memory bounded by queue_size × line size + {} MiB (queue {}) | growth {} KiB ≤ {} KiB | {} |",
-            MEMORY_SLACK_KIB / 1024,
+    let x = r.sync / r.raw_line;
+    targets.line(format!(
+        "| sync `send()`: ≥ 0.8 × one `write()` per line | **{x:.2} ×** ({:.0} vs {:.0}/s) | {} |",
+        r.sync,
+        r.raw_line,
+        show(x >= 0.8)
+    ));
+    for m in r.memory {
+        targets.line(format!(
+            "| memory, queue {} lines, drain stopped: growth ≤ queued bytes + {} MiB | growth {} KiB = {:.2} × the {} KiB of queued lines; +{} KiB once full | {} |",
             m.queue,
+            MEMORY_SLACK_KIB / 1024,
             m.growth(),
-            m.bound_kib() + MEMORY_SLACK_KIB,
+            m.growth() as f64 / m.bound_kib() as f64,
+            m.bound_kib(),
+            m.flat(),
             show(m.met())
-        );
+        ));
     }
-    println!(
-        "best interval configuration: {} producer(s), {:.2} M lines/s",
-        best.producers,
-        best.flow.rate() / 1e6
-    );
+
+    let dir = results_dir(plan.full);
+    figures.save(&dir);
+    mem.save(&dir);
+    targets.save(&dir);
+    let charts = dir.join("charts");
+    std::fs::create_dir_all(&charts).expect("charts dir");
+    let path = charts.join("producers.svg");
+    let points = |runs: [&IntervalRun; 2]| -> Vec<(f64, f64)> {
+        runs.iter()
+            .map(|run| (run.producers as f64, run.flow.rate() / 1e6))
+            .collect()
+    };
+    chart::against_producers(
+        &path,
+        "Interval mode end to end over loopback TCP (median of rounds)",
+        "M lines/s arrived",
+        &[
+            Line {
+                label: "Metric::send() (handles)",
+                color: chart::OURS,
+                points: points(r.handle),
+            },
+            Line {
+                label: "Sender::send(name, value)",
+                color: chart::OURS_2,
+                points: points(r.send),
+            },
+        ],
+        (
+            "raw limit: one writer, preformatted 64 KiB writes",
+            raw.rate() / 1e6,
+        ),
+    )
+    .expect("draw the chart");
+    println!("chart: {}", path.display());
 }

@@ -1,0 +1,705 @@
+//! How graphyte's aggregation registry scales with the number of series
+//! (issue 12): the per-call cost of `count!` with a name that is not a
+//! literal against a plain map, the heap each series takes and gives back
+//! when it expires, and the interval thread's work per series.
+//!
+//! ```text
+//! cargo bench -p graphyte-benches --bench series   # or ./scripts/bench for everything
+//! ```
+//!
+//! The binary installs a counting global allocator (live bytes requested
+//! and live blocks: the heap as the program asks for it, without the
+//! allocator's own per-block overhead) and `graphyte::init`s the global
+//! sender once: a `CaptureTransport`, a one-hour interval (the interval
+//! thread never wakes during the run), `idle_timeout(1 s)` and
+//! `max_series(2,000,000)`. Instead of the interval thread, the bench drains
+//! the registry itself with `graphyte::__private::bench::drain(ts, ..)`,
+//! with interval starts `ts` one second apart, so that a series updated
+//! before one drain and not before the next is idle for the 1 s timeout at
+//! the next and is removed. Measurements 1 and 2 each run in a fresh
+//! process of their own (this binary re-run with `--child`, which prints a
+//! `result k=v ...` line), so that each starts from an empty registry and
+//! none inherits the tables or the freed heap of another; 3 runs in this
+//! process, whose registry grows with the baseline map.
+//!
+//! 1. **Memory.** Live heap before; `count!(name.as_str(), 1)` on N = 1 M
+//!    new names (`bench.mem.s0000000` ..., 18 bytes each, formatted into one
+//!    reused `String`, so the bench itself holds no memory per series); live
+//!    heap after: the difference over N is the heap per series (its index
+//!    entry, the counter, its name, the index's share of table growth). Then
+//!    a drain sends the N lines, the next one finds them idle and removes
+//!    them (0 lines), and a third sends 0 lines; the live heap then is
+//!    compared with the heap before they were created.
+//! 2. **Drain.** 100 k counters, each updated once per interval: the time
+//!    of `bench::drain` per series, median of 11 intervals (the first
+//!    included: it registers nothing, the names exist by then).
+//! 3. **Per call.** criterion, group `nonliteral_count`: `count!` with a
+//!    non-literal name (`graphyte/N`) and the baseline (`baseline/N`), a
+//!    `RwLock<HashMap<Box<str>, AtomicI64>>` with std's hasher, looked up
+//!    under the read lock and added to, at N = 1, 1 k, 100 k and 1 M series.
+//!    Names: `bench.call.s0000000` ... (19 bytes), one `Vec<String>` shared
+//!    by both, made once; at each N both maps hold exactly the first N
+//!    names (registered before timing, so every call hits an existing
+//!    series) and both benchmarks walk those N names in the same order,
+//!    one per call, wrapping around: the same strings, the same access
+//!    pattern, the same cache footprint of the names for both.
+//!
+//! After criterion, the registry is emptied the same way and the sender
+//! is shut down. A full run (`--bench`) prints the figures and verdicts and
+//! writes the fragments `series-targets.md` and `series-figures.md` and the
+//! chart `nonliteral-count.svg` under `target/bench-results/`. Under
+//! `cargo test` it is a smoke test: 10 k series for memory and drain,
+//! N = 1, 1 k, 10 k, criterion runs each benchmark once, every assertion
+//! holds, no verdicts.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI64, AtomicIsize, Ordering::Relaxed};
+use std::sync::RwLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use criterion::{BenchmarkId, Criterion};
+use graphyte::__private::bench;
+use graphyte::{CaptureTransport, Config};
+use graphyte_benches::chart::{self, Line};
+use graphyte_benches::{criterion_dir, full_run, median_ns, results_dir, verdict, Fragment};
+
+// ---------------------------------------------------------------------------
+// The counting allocator
+
+/// Bytes requested and not yet freed.
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+/// Blocks allocated and not yet freed.
+static LIVE_BLOCKS: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+// SAFETY: every call is forwarded to `System` unchanged; only counts are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, forwarded.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Relaxed);
+            LIVE_BLOCKS.fetch_add(1, Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, forwarded.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Relaxed);
+            LIVE_BLOCKS.fetch_add(1, Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Relaxed);
+        LIVE_BLOCKS.fetch_sub(1, Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract, forwarded.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Live heap now: (bytes, blocks).
+fn heap() -> (i64, i64) {
+    (
+        LIVE_BYTES.load(Relaxed) as i64,
+        LIVE_BLOCKS.load(Relaxed) as i64,
+    )
+}
+
+// ---------------------------------------------------------------------------
+
+struct Plan {
+    full: bool,
+    /// Series of the memory measurement.
+    memory: usize,
+    /// Counters of the drain measurement, and how many intervals.
+    drain: usize,
+    drain_rounds: usize,
+    /// Series counts of the per-call measurement, ascending.
+    sizes: Vec<usize>,
+}
+
+/// The global sender of every process of this bench.
+fn init() {
+    graphyte::init(
+        Config::new("unused")
+            .interval(Duration::from_secs(3600))
+            .idle_timeout(Duration::from_secs(1))
+            .max_series(2_000_000)
+            .transport(CaptureTransport::new()),
+    )
+    .expect("graphyte::init");
+}
+
+/// Interval starts handed to the drains: from now, one second apart.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// Runs this binary with `--child ARGS` and returns its `result ...` line.
+fn child(args: &[&str]) -> String {
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new(exe)
+        .arg("--child")
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child {args:?} failed: {}\n{stdout}",
+        out.status
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("result "))
+        .unwrap_or_else(|| panic!("child {args:?} said {stdout:?}"))
+        .to_owned()
+}
+
+/// The `k=v` fields of a child's result line.
+fn fields(line: &str) -> HashMap<&str, &str> {
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .collect()
+}
+
+/// A child process: `--child memory N` or `--child drain N ROUNDS`.
+fn run_child(args: &[String]) {
+    init();
+    let mut ts = now_secs();
+    let arg = |i: usize| -> usize { args[i].parse().expect("a number") };
+    match args[0].as_str() {
+        "memory" => println!("result {}", memory(arg(1), &mut ts).fields()),
+        "drain" => println!("result {}", drain_work(arg(1), arg(2), &mut ts).fields()),
+        other => panic!("unknown child {other:?}"),
+    }
+    graphyte::shutdown().expect("shutdown");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        run_child(&args[i + 1..]);
+        return;
+    }
+    let full = full_run();
+    let plan = if full {
+        Plan {
+            full,
+            memory: 1_000_000,
+            drain: 100_000,
+            drain_rounds: 11,
+            sizes: vec![1, 1_000, 100_000, 1_000_000],
+        }
+    } else {
+        Plan {
+            full,
+            memory: 10_000,
+            drain: 10_000,
+            drain_rounds: 2,
+            sizes: vec![1, 1_000, 10_000],
+        }
+    };
+    let started = SystemTime::now();
+    // Memory and drain each in a fresh process of their own (this binary,
+    // re-run): each starts from an empty registry, and neither leaves its
+    // tables or its freed heap to the other or to the per-call benchmarks.
+    let memory = Memory::parse(&child(&["memory", &plan.memory.to_string()]));
+    println!("memory: {}", memory.describe());
+    let drain = Drain::parse(&child(&[
+        "drain",
+        &plan.drain.to_string(),
+        &plan.drain_rounds.to_string(),
+    ]));
+    println!("drain: {}", drain.describe());
+
+    init();
+    let dir = criterion_dir();
+    let mut c = Criterion::default()
+        .output_directory(&dir)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50)
+        .configure_from_args();
+    per_call(&mut c, &plan);
+    c.final_summary();
+
+    // Empty the registry (one drain sends, the next removes) and stop.
+    let mut ts = now_secs();
+    let mut out = Vec::new();
+    bench::drain(ts, &mut out);
+    ts += 1;
+    assert_eq!(bench::drain(ts, &mut out), 0);
+    assert_eq!(bench::series(), (0, 0), "every series expired");
+    graphyte::shutdown().expect("shutdown");
+
+    let calls: Vec<Call> = plan
+        .sizes
+        .iter()
+        .map(|&n| Call {
+            series: n,
+            ours: median_ns(&dir, &format!("nonliteral_count/graphyte/{n}"), started),
+            baseline: median_ns(&dir, &format!("nonliteral_count/baseline/{n}"), started),
+        })
+        .collect();
+    report(&plan, &memory, &drain, &calls);
+}
+
+// ---------------------------------------------------------------------------
+// 1. Memory
+
+struct Memory {
+    series: usize,
+    name_len: usize,
+    /// Live heap (bytes, blocks) before, after creating, after expiry.
+    before: (i64, i64),
+    created: (i64, i64),
+    expired: (i64, i64),
+    /// Lines of the drain that sent them, the one that expired them, the next.
+    sent: usize,
+    expiring: usize,
+    after: usize,
+    create_ns: f64,
+    expire_drain_ms: f64,
+}
+
+impl Memory {
+    fn fields(&self) -> String {
+        format!(
+            "series={} name_len={} before_bytes={} before_blocks={} created_bytes={} created_blocks={} expired_bytes={} expired_blocks={} sent={} expiring={} after={} create_ns={} expire_drain_ms={}",
+            self.series,
+            self.name_len,
+            self.before.0,
+            self.before.1,
+            self.created.0,
+            self.created.1,
+            self.expired.0,
+            self.expired.1,
+            self.sent,
+            self.expiring,
+            self.after,
+            self.create_ns,
+            self.expire_drain_ms
+        )
+    }
+
+    fn parse(line: &str) -> Memory {
+        let f = fields(line);
+        let int = |k: &str| -> i64 { f[k].parse().expect("integer") };
+        let float = |k: &str| -> f64 { f[k].parse().expect("number") };
+        Memory {
+            series: int("series") as usize,
+            name_len: int("name_len") as usize,
+            before: (int("before_bytes"), int("before_blocks")),
+            created: (int("created_bytes"), int("created_blocks")),
+            expired: (int("expired_bytes"), int("expired_blocks")),
+            sent: int("sent") as usize,
+            expiring: int("expiring") as usize,
+            after: int("after") as usize,
+            create_ns: float("create_ns"),
+            expire_drain_ms: float("expire_drain_ms"),
+        }
+    }
+
+    fn per_series(&self) -> f64 {
+        (self.created.0 - self.before.0) as f64 / self.series as f64
+    }
+    fn blocks_per_series(&self) -> f64 {
+        (self.created.1 - self.before.1) as f64 / self.series as f64
+    }
+    /// Heap after expiry relative to before, e.g. 0.03 for +3 %.
+    fn returned(&self) -> f64 {
+        (self.expired.0 - self.before.0) as f64 / self.before.0 as f64
+    }
+    /// Of the heap the series took, the share still held after expiry.
+    fn kept(&self) -> f64 {
+        (self.expired.0 - self.before.0) as f64 / (self.created.0 - self.before.0) as f64
+    }
+    fn describe(&self) -> String {
+        format!(
+            "{} series ({}-byte names): live heap {} B / {} blocks before, {} B / {} blocks with them ({:.1} B, {:.2} blocks per series; {:.0} ns per first use), {} B / {} blocks after they expired ({:+.1} % of before; {:.1} % of what they took is still held); drains: {} lines, then {} (expiring, {:.1} ms), then {}",
+            self.series,
+            self.name_len,
+            self.before.0,
+            self.before.1,
+            self.created.0,
+            self.created.1,
+            self.per_series(),
+            self.blocks_per_series(),
+            self.create_ns,
+            self.expired.0,
+            self.expired.1,
+            self.returned() * 100.0,
+            self.kept() * 100.0,
+            self.sent,
+            self.expiring,
+            self.expire_drain_ms,
+            self.after
+        )
+    }
+}
+
+fn memory(n: usize, ts: &mut u64) -> Memory {
+    let mut out = Vec::new();
+    // Once through every path (register, drain, expire) before measuring,
+    // so that nothing the registry sets up on first use is counted.
+    graphyte::count!("bench.mem.warm", 1);
+    graphyte::count!(String::from("bench.mem.warm2").as_str(), 1);
+    bench::drain(*ts, &mut out);
+    bench::drain(*ts + 1, &mut out);
+    *ts += 2;
+    assert_eq!(
+        bench::series().0,
+        1,
+        "only the literal call site's series stays"
+    );
+    drop(out);
+
+    let mut name = String::with_capacity(64);
+    let before = heap();
+    let start = Instant::now();
+    for i in 0..n {
+        name.clear();
+        write!(name, "bench.mem.s{i:07}").expect("format");
+        graphyte::count!(name.as_str(), 1);
+    }
+    let create_ns = start.elapsed().as_nanos() as f64 / n as f64;
+    let created = heap();
+    assert_eq!(bench::series(), (1 + n as u64, 0), "every name registered");
+
+    let mut out = Vec::new();
+    let sent = bench::drain(*ts, &mut out);
+    // The literal site's counter saw no update: it sends nothing once idle.
+    assert_eq!(sent, n, "one line per new series");
+    drop(out);
+    let mut out = Vec::new();
+    let start = Instant::now();
+    let expiring = bench::drain(*ts + 1, &mut out);
+    let expire_drain_ms = start.elapsed().as_secs_f64() * 1e3;
+    let after = bench::drain(*ts + 2, &mut out);
+    *ts += 3;
+    assert_eq!(bench::series().0, 1, "the non-literal series are removed");
+    drop(out);
+    let expired = heap();
+    Memory {
+        series: n,
+        name_len: name.len(),
+        before,
+        created,
+        expired,
+        sent,
+        expiring,
+        after,
+        create_ns,
+        expire_drain_ms,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. The interval thread's work
+
+struct Drain {
+    series: usize,
+    /// ns per series, per interval.
+    rounds: Vec<f64>,
+}
+
+impl Drain {
+    fn fields(&self) -> String {
+        let rounds: Vec<String> = self.rounds.iter().map(f64::to_string).collect();
+        format!("series={} rounds={}", self.series, rounds.join(","))
+    }
+
+    fn parse(line: &str) -> Drain {
+        let f = fields(line);
+        Drain {
+            series: f["series"].parse().expect("integer"),
+            rounds: f["rounds"]
+                .split(',')
+                .map(|r| r.parse().expect("number"))
+                .collect(),
+        }
+    }
+
+    fn median(&self) -> f64 {
+        let mut v = self.rounds.clone();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+    fn describe(&self) -> String {
+        format!(
+            "{} counters updated once per interval: median {:.1} ns per series per drain (rounds: {})",
+            self.series,
+            self.median(),
+            self.rounds
+                .iter()
+                .map(|r| format!("{r:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+fn drain_work(n: usize, drain_rounds: usize, ts: &mut u64) -> Drain {
+    let names: Vec<String> = (0..n).map(|i| format!("bench.drain.s{i:07}")).collect();
+    for name in &names {
+        graphyte::count!(name.as_str(), 1);
+    }
+    let live = bench::series().0;
+    let mut out = Vec::new();
+    let mut rounds = Vec::new();
+    for round in 0..drain_rounds {
+        if round > 0 {
+            for name in &names {
+                graphyte::count!(name.as_str(), 1);
+            }
+        }
+        out.clear();
+        let start = Instant::now();
+        let lines = bench::drain(*ts, &mut out);
+        let elapsed = start.elapsed();
+        *ts += 1;
+        assert_eq!(lines, n, "one line per counter");
+        let text = std::str::from_utf8(&out).expect("utf-8");
+        let expected = format!("bench.drain.s0000000 1 {}\n", *ts - 1);
+        assert!(text.contains(&expected), "no {expected:?} in the drain");
+        rounds.push(elapsed.as_nanos() as f64 / n as f64);
+    }
+    assert_eq!(live, bench::series().0);
+    // Not updated since the last drain: idle for the timeout now, removed.
+    assert_eq!(bench::drain(*ts, &mut out), 0);
+    *ts += 1;
+    assert_eq!(bench::series().0, live - n as u64);
+    Drain { series: n, rounds }
+}
+
+// ---------------------------------------------------------------------------
+// 3. Per call, against the baseline map
+
+fn per_call(c: &mut Criterion, plan: &Plan) {
+    let max = *plan.sizes.last().expect("sizes");
+    let names: Vec<String> = (0..max).map(|i| format!("bench.call.s{i:07}")).collect();
+    let baseline: RwLock<HashMap<Box<str>, AtomicI64>> = RwLock::new(HashMap::new());
+    let already = bench::series().0;
+    let mut g = c.benchmark_group("nonliteral_count");
+    for &n in &plan.sizes {
+        let names = &names[..n];
+        // The smaller sizes' names are a prefix: both hold exactly n now.
+        for name in names {
+            graphyte::count!(name.as_str(), 1);
+        }
+        {
+            let mut map = baseline.write().expect("baseline lock");
+            for name in names {
+                if !map.contains_key(name.as_str()) {
+                    map.insert(name.as_str().into(), AtomicI64::new(0));
+                }
+            }
+            assert_eq!(map.len(), n);
+        }
+        assert_eq!(bench::series(), (already + n as u64, 0));
+        g.bench_function(BenchmarkId::new("graphyte", n), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                let name = names[i].as_str();
+                i += 1;
+                if i == names.len() {
+                    i = 0;
+                }
+                graphyte::count!(black_box(name), 1);
+            })
+        });
+        g.bench_function(BenchmarkId::new("baseline", n), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                let name = names[i].as_str();
+                i += 1;
+                if i == names.len() {
+                    i = 0;
+                }
+                baseline
+                    .read()
+                    .expect("baseline lock")
+                    .get(black_box(name))
+                    .expect("registered")
+                    .fetch_add(1, Relaxed);
+            })
+        });
+    }
+    g.finish();
+    let calls: i64 = baseline
+        .read()
+        .expect("baseline lock")
+        .values()
+        .map(|v| v.load(Relaxed))
+        .sum();
+    assert!(calls > 0, "the baseline was not measured");
+}
+
+// ---------------------------------------------------------------------------
+// Report
+
+struct Call {
+    series: usize,
+    ours: Option<f64>,
+    baseline: Option<f64>,
+}
+
+impl Call {
+    fn ratio(&self) -> Option<f64> {
+        self.ours.zip(self.baseline).map(|(o, b)| o / b)
+    }
+}
+
+fn report(plan: &Plan, memory: &Memory, drain: &Drain, calls: &[Call]) {
+    const RATIO: f64 = 0.6;
+    const BYTES: f64 = 250.0;
+    const RETURNED: f64 = 0.10;
+    const DRAIN_NS: f64 = 60.0;
+    let show = |met: bool| if plan.full { verdict(met) } else { "-" };
+    println!("\n== graphyte series: figures from this run ==");
+    if !plan.full {
+        println!("(smoke run under cargo test: debug build, small N; no verdicts)");
+    }
+    let ns = |v: Option<f64>| v.map_or("not measured".to_owned(), |v| format!("{v:.1} ns"));
+
+    let mut targets = Fragment::new("series-targets");
+    targets.line("| target | this run | verdict |");
+    targets.line("|---|---|---|");
+    for call in calls {
+        let (text, met) = match call.ratio() {
+            Some(r) => (
+                format!("{} vs {} = **{r:.2} ×**", ns(call.ours), ns(call.baseline)),
+                show(r <= RATIO),
+            ),
+            None => ("not measured".to_owned(), "-"),
+        };
+        targets.line(format!(
+            "| non-literal `count!`, {} series: ≤ {RATIO} × `RwLock<HashMap>` lookup-and-add | {text} | {met} |",
+            chart::human(call.series as f64)
+        ));
+    }
+    targets.line(format!(
+        "| heap per live non-literal series ≤ {BYTES:.0} bytes ({} series, {}-byte names) | **{:.1} bytes** ({:.2} heap blocks) per series | {} |",
+        chart::human(memory.series as f64),
+        memory.name_len,
+        memory.per_series(),
+        memory.blocks_per_series(),
+        show(memory.per_series() <= BYTES)
+    ));
+    targets.line(format!(
+        "| after all {} expire, live heap within {:.0} % of before | {} before, {} with them, {} after: **{:+.1} %** ({:.1} % of what they took is still held) | {} |",
+        chart::human(memory.series as f64),
+        RETURNED * 100.0,
+        bytes(memory.before.0),
+        bytes(memory.created.0),
+        bytes(memory.expired.0),
+        memory.returned() * 100.0,
+        memory.kept() * 100.0,
+        show(memory.returned() <= RETURNED)
+    ));
+    targets.line(format!(
+        "| {} expired series: 0 lines per drain | {} lines at the drain that expired them, {} at the next | {} |",
+        chart::human(memory.series as f64),
+        memory.expiring,
+        memory.after,
+        show(memory.expiring == 0 && memory.after == 0)
+    ));
+    targets.line(format!(
+        "| interval thread's drain, {} active counters: ≤ {DRAIN_NS:.0} ns per series per interval | **{:.1} ns** (median of {} intervals) | {} |",
+        chart::human(drain.series as f64),
+        drain.median(),
+        drain.rounds.len(),
+        show(drain.median() <= DRAIN_NS)
+    ));
+
+    let mut figures = Fragment::new("series-figures");
+    figures.line("| series | non-literal `count!` per call | `RwLock<HashMap<Box<str>, AtomicI64>>` per call | ratio |");
+    figures.line("|---|---|---|---|");
+    for call in calls {
+        figures.line(format!(
+            "| {} | {} | {} | {} |",
+            chart::human(call.series as f64),
+            ns(call.ours),
+            ns(call.baseline),
+            call.ratio().map_or("-".to_owned(), |r| format!("{r:.2} ×"))
+        ));
+    }
+    figures.line("");
+    figures.line(format!("Memory: {}.", memory.describe()));
+    figures.line("");
+    figures.line(format!("Drain: {}.", drain.describe()));
+
+    let dir = results_dir(plan.full);
+    targets.save(&dir);
+    figures.save(&dir);
+    let points = |f: fn(&Call) -> Option<f64>| -> Vec<(f64, f64)> {
+        calls
+            .iter()
+            .filter_map(|c| Some((c.series as f64, f(c)?)))
+            .collect()
+    };
+    let ours = points(|c| c.ours);
+    let base = points(|c| c.baseline);
+    if !ours.is_empty() && !base.is_empty() {
+        let charts = dir.join("charts");
+        std::fs::create_dir_all(&charts).expect("charts dir");
+        let path = charts.join("nonliteral-count.svg");
+        chart::log_log(
+            &path,
+            "count! with a non-literal name: cost per call against live series",
+            "live series (log)",
+            "ns per call (log)",
+            &[
+                Line {
+                    label: "graphyte count!(name.as_str(), 1)",
+                    color: chart::OURS,
+                    points: ours,
+                },
+                Line {
+                    label: "RwLock<HashMap<Box<str>, AtomicI64>> (std hasher)",
+                    color: chart::BASELINE,
+                    points: base,
+                },
+            ],
+        )
+        .expect("draw the chart");
+        println!("chart: {}", path.display());
+    }
+}
+
+/// `3.2 KiB`, `41.0 MiB`.
+fn bytes(n: i64) -> String {
+    let n = n as f64;
+    if n.abs() >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", n / (1024.0 * 1024.0))
+    } else {
+        format!("{:.1} KiB", n / 1024.0)
+    }
+}
