@@ -87,10 +87,16 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Checks a tag key: non-empty, none of `; ! ^ =`, no whitespace or control characters.
+/// Checks a tag key: non-empty, none of `; ! ^ =`, no whitespace or control
+/// characters, and not `name`, which Graphite reserves for the path (carbon
+/// replaces a `name` tag with the path, so `x;name=a` and `x;name=b` would
+/// be one series, each overwriting the other).
 pub fn check_tag_key(key: &str) -> Result<(), &'static str> {
     if key.is_empty() {
         return Err("tag key must not be empty");
+    }
+    if key == "name" {
+        return Err("tag key 'name' is reserved by Graphite for the metric's path");
     }
     check_chars(
         key,

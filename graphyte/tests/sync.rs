@@ -174,3 +174,36 @@ fn millisecond_timestamps_of_any_integer_type_are_refused_with_the_hint() {
         .unwrap();
     assert_eq!(capture.lines(), ["m 1 1700000000", "m 2 1700000000"]);
 }
+
+/// `name` is Graphite's own tag for the path: carbon would store
+/// `x;name=a` and `x;name=b` as one series. Refused wherever tags come in.
+#[test]
+fn the_tag_name_is_refused() {
+    let capture = CaptureTransport::new();
+    let s = Sender::new(Config::new("unused").transport(capture.clone())).unwrap();
+    for e in [
+        s.send_tagged_at("jobs.done", 1, &[("name", "resize")], TS)
+            .unwrap_err(),
+        s.send_at("jobs.done;name=resize", 1, TS).unwrap_err(),
+    ] {
+        match e {
+            Error::InvalidTag { key, reason, .. } => {
+                assert_eq!(key, "name");
+                assert_eq!(
+                    reason,
+                    "tag key 'name' is reserved by Graphite for the metric's path"
+                );
+            }
+            other => panic!("expected InvalidTag, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        Sender::new(
+            Config::new("unused")
+                .tag("name", "x")
+                .transport(capture.clone())
+        ),
+        Err(Error::InvalidTag { .. })
+    ));
+    assert!(capture.lines().is_empty());
+}

@@ -58,7 +58,8 @@
 //!   `_`, as carbon-c-relay rewrites paths; repeated dots become one,
 //!   leading and trailing dots go; an empty name becomes `_`;
 //! * **label keys**: whitespace, control characters, `;`, `!`, `^` and `=`
-//!   become `_`; an empty key becomes `_`;
+//!   become `_`; an empty key becomes `_`; `name`, Graphite's own tag for
+//!   the path (carbon would merge the series), becomes `_name`;
 //! * **label values**: whitespace, control characters and `;` become `_`,
 //!   a leading `~` becomes `_`; a label with an empty value is left out;
 //! * a label key given twice: the later value wins.

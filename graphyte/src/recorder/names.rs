@@ -10,7 +10,8 @@
 //!   one name with or without a relay in front of the caches); runs of `.`
 //!   become one, and leading and trailing `.` go; an empty path becomes `_`.
 //! * **Label keys**: whitespace, control characters, `;`, `!`, `^` and `=`
-//!   become `_`; an empty key becomes `_`.
+//!   become `_`; an empty key becomes `_`; `name` (Graphite's tag for the
+//!   path: carbon would merge the series) becomes `_name`.
 //! * **Label values**: whitespace, control characters and `;` become `_`; a
 //!   leading `~` becomes `_`; a label with an empty value is left out (as
 //!   Prometheus treats it: no value, no label).
@@ -65,6 +66,10 @@ fn tag_key(key: &str) -> Cow<'_, str> {
     if key.is_empty() {
         return Cow::Borrowed("_");
     }
+    // Graphite's own tag for the path: carbon would merge the series.
+    if key == "name" {
+        return Cow::Borrowed("_name");
+    }
     if !key.chars().any(bad) {
         return Cow::Borrowed(key);
     }
@@ -99,7 +104,7 @@ pub(super) fn graphite_name<'a>(
     let mut tags: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
     for (k, v) in labels {
         let key = tag_key(k);
-        changed |= matches!(key, Cow::Owned(_)) || k.is_empty();
+        changed |= matches!(key, Cow::Owned(_)) || key != k;
         let Some(value) = tag_value(v) else {
             changed = true;
             continue;
@@ -190,6 +195,10 @@ mod tests {
             "m;a=1;k_v=_x_y;zone=eu_west"
         );
         assert_eq!(named("m", &[("", "v")]).0, "m;_=v");
+        assert_eq!(
+            named("m", &[("name", "resize")]),
+            ("m;_name=resize".into(), true)
+        );
         // The same labels in another order: the same series.
         assert_eq!(
             named("m", &[("b", "2"), ("a", "1")]).0,
