@@ -120,6 +120,11 @@ impl Registry {
                 self.live.fetch_sub(1, Ordering::Relaxed);
             }
         }
+        // A table never shrinks by itself: give memory back once it is
+        // mostly empty (a burst of made-up names that all expired).
+        if index.len() * 4 < index.capacity() {
+            index.shrink_to(index.len() * 2);
+        }
     }
 }
 

@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 
 use super::{deadline_passed, first_address, host_port, SendError, Transport};
 
+/// How much earlier than the socket's timeout a write's limit must end for
+/// the socket's timeout to be shortened for it.
+const SHORTENING_SLACK: Duration = Duration::from_millis(10);
+
 /// Shortest timeout: the socket rejects a zero write timeout.
 pub(super) const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
@@ -93,7 +97,11 @@ pub(super) fn write_all_within(
     let total = buf.len();
     let started = Instant::now();
     let mut shortened = false;
-    if limit < timeout {
+    // The socket's timeout is `timeout`; a limit only slightly shorter (a
+    // deadline of "now + timeout" set a moment ago, the usual case) is not
+    // worth two setsockopt calls per write: it overruns by at most
+    // `SHORTENING_SLACK`.
+    if limit + SHORTENING_SLACK < timeout {
         shortened = true;
         // `limit` may be zero: the connect can use up all of the send's time.
         if let Err(e) = stream.set_write_timeout(Some(limit.max(MIN_TIMEOUT))) {
