@@ -122,8 +122,9 @@ impl Registry {
         }
         // A table never shrinks by itself: give memory back once it is
         // mostly empty (a burst of made-up names that all expired).
-        if index.len() * 4 < index.capacity() {
-            index.shrink_to(index.len() * 2);
+        let len = index.len();
+        if len * 4 < index.capacity() {
+            index.shrink_to(len * 2);
         }
     }
 }
