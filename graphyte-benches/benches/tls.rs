@@ -52,7 +52,7 @@ const TARGET: f64 = 0.6;
 
 fn main() {
     let full = full_run();
-    let (lines, rounds) = if full { (3_000_000, 5) } else { (20_000, 1) };
+    let (lines, rounds): (u64, usize) = if full { (3_000_000, 5) } else { (20_000, 1) };
     let ca = Ca::new("graphyte bench CA");
     let server = Arc::new(server_config(&ca.server(), None));
     let bytes = expected_bytes(lines);
@@ -72,10 +72,15 @@ fn main() {
                 run(config, &drain, lines, bytes)
             } else {
                 let drain = Drain::start(None);
-                run(Config::new("127.0.0.1").port(drain.port), &drain, lines, bytes)
+                run(
+                    Config::new("127.0.0.1").port(drain.port),
+                    &drain,
+                    lines,
+                    bytes,
+                )
             }
         };
-        let (plain, tls) = if round % 2 == 0 {
+        let (plain, tls) = if round.is_multiple_of(2) {
             let plain = measure(false);
             (plain, measure(true))
         } else {
@@ -153,7 +158,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -282,7 +287,11 @@ fn run(config: Config, drain: &Drain, lines: u64, bytes: u64) -> f64 {
     sender.stop().expect("stop");
     let stats = sender.stats();
     // A send refused with QueueFull counts as dropped (and was retried).
-    assert_eq!((stats.sent, stats.dropped), (lines, refused), "sender stats");
+    assert_eq!(
+        (stats.sent, stats.dropped),
+        (lines, refused),
+        "sender stats"
+    );
     // Nothing more may come (no line twice).
     thread::sleep(Duration::from_millis(20));
     assert_eq!(drain.lines.load(Ordering::Relaxed), lines, "lines arrived");
