@@ -13,7 +13,18 @@
 //! listen type linemode 127.0.0.1:PR proto tcp ;
 //! ```
 //!
-//! run as `carbon-c-relay -f relay.conf -s -q QUEUE -w 2`: `-s` keeps the
+//! run as `carbon-c-relay -f relay.conf -s -q QUEUE -w 2`. With
+//! [`Topology::start_tls_or_skip`] (or [`RelayConfig::tls`]) the listener
+//! terminates TLS instead (`tests/relay_tls.rs`):
+//!
+//! ```text
+//! listen type linemode transport plain ssl DIR/listener.pem 127.0.0.1:PR proto tcp ;
+//! ```
+//!
+//! where `listener.pem` holds the server certificate (chain) followed by
+//! its private key: carbon-c-relay 3.7.3 loads both from that one file
+//! (with the certificate alone it exits with "cannot load private key").
+//! In both cases: `-s` keeps the
 //! relay's own statistics out of the stream (it logs drops and queue
 //! pressure instead), `-q` is the queue per cache.
 //!
@@ -51,6 +62,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const START_ATTEMPTS: usize = 5;
 const POLL: Duration = Duration::from_millis(20);
 const LOG_TAIL_LINES: usize = 40;
+/// A TLS listener's certificate and key, in the relay's directory.
+const TLS_PEM_FILE: &str = "listener.pem";
 
 extern "C" {
     fn prctl(option: c_int, arg2: c_ulong, arg3: c_ulong, arg4: c_ulong, arg5: c_ulong) -> c_int;
@@ -203,6 +216,10 @@ pub struct RelayConfig {
     pub cluster: &'static str,
     /// `-q`: queue per destination, in lines.
     pub queue: usize,
+    /// With a PEM (certificate chain, then private key), the listener
+    /// terminates TLS (`transport plain ssl FILE`); the PEM is written to
+    /// `listener.pem` in the relay's directory.
+    pub tls_pem: Option<String>,
 }
 
 impl RelayConfig {
@@ -211,18 +228,37 @@ impl RelayConfig {
             members: members.to_vec(),
             cluster: "fnv1a_ch",
             queue: QUEUE,
+            tls_pem: None,
         }
     }
 
-    /// The relay's config file for listening on `port`.
+    /// The same with a TLS listener presenting `cert_and_key_pem` (the
+    /// certificate chain and the private key, PEM, in one string).
+    pub fn tls(mut self, cert_and_key_pem: impl Into<String>) -> RelayConfig {
+        self.tls_pem = Some(cert_and_key_pem.into());
+        self
+    }
+
+    /// The relay's config file for listening on `port`; a TLS listener's
+    /// PEM is named relative to the relay's working directory (its own
+    /// directory).
     pub fn render(&self, port: u16) -> String {
+        self.render_in(port, Path::new(TLS_PEM_FILE))
+    }
+
+    /// The config file, a TLS listener's PEM being at `pem`.
+    fn render_in(&self, port: u16, pem: &Path) -> String {
         let members: Vec<String> = self
             .members
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
+        let transport = match self.tls_pem {
+            None => String::new(),
+            Some(_) => format!("transport plain ssl {} ", pem.display()),
+        };
         format!(
-            "cluster c {} {} ;\nmatch * send to c ;\nlisten type linemode 127.0.0.1:{port} proto tcp ;\n",
+            "cluster c {} {} ;\nmatch * send to c ;\nlisten type linemode {transport}127.0.0.1:{port} proto tcp ;\n",
             self.cluster,
             members.join(" ")
         )
@@ -283,7 +319,12 @@ impl RelayServer {
     ) -> Result<RelayServer, StartError> {
         let fatal = |what: &str, e: io::Error| StartError::Fatal(format!("{what}: {e}"));
         let conf = dir.join("relay.conf");
-        fs::write(&conf, config.render(port)).map_err(|e| fatal("writing relay.conf", e))?;
+        let pem = dir.join(TLS_PEM_FILE);
+        if let Some(text) = &config.tls_pem {
+            fs::write(&pem, text).map_err(|e| fatal("writing the listener's PEM", e))?;
+        }
+        fs::write(&conf, config.render_in(port, &pem))
+            .map_err(|e| fatal("writing relay.conf", e))?;
         let log = File::create(Self::log_path(dir, run)).map_err(|e| fatal("creating log", e))?;
         let log_err = log.try_clone().map_err(|e| fatal("cloning log", e))?;
         let parent = std::process::id() as c_int;
@@ -513,13 +554,26 @@ pub struct Topology {
 impl Topology {
     /// Starts the three, or skips by the one rule (see the module docs).
     pub fn start_or_skip() -> Option<Topology> {
+        Self::start_with(None)
+    }
+
+    /// The same, the relay's listener terminating TLS with the certificate
+    /// chain and private key in `cert_and_key_pem` (see the module docs).
+    /// [`config`](Self::config) is still plaintext: add `.tls(..)`.
+    pub fn start_tls_or_skip(cert_and_key_pem: impl Into<String>) -> Option<Topology> {
+        Self::start_with(Some(cert_and_key_pem.into()))
+    }
+
+    fn start_with(tls_pem: Option<String>) -> Option<Topology> {
         let bin = super::or_skip(
             locate().map_err(|why| how_to_get_relay(&why)),
             "carbon-c-relay not available",
         )?;
         let a = CarbonServer::start_or_skip()?;
         let b = CarbonServer::start_or_skip()?;
-        let relay = RelayServer::start(&bin, RelayConfig::hashing(&[a.port(), b.port()]));
+        let mut config = RelayConfig::hashing(&[a.port(), b.port()]);
+        config.tls_pem = tls_pem;
+        let relay = RelayServer::start(&bin, config);
         Some(Topology {
             relay,
             caches: [a, b],
