@@ -2,7 +2,11 @@
 //! baselines and the metrics and cadence crates), `benches/throughput.rs`
 //! (end to end over loopback TCP, the Python graphyte, memory) and
 //! `benches/series.rs` (non-literal names against a plain map, heap per
-//! series, expiry, the interval thread's drain). Run them with
+//! series, expiry, the interval thread's drain), `benches/facade.rs`
+//! (graphyte as a `metrics` recorder against the Prometheus exporter's),
+//! `benches/tls.rs` (interval mode over TLS against plaintext, feature
+//! `tls`) and `benches/relay.rs` (graphyte into carbon-c-relay against a
+//! raw sender, with `GRAPHYTE_RELAY_BIN`). Run them with
 //! `./scripts/bench` from the repository root; BENCHMARKS.md has the figures.
 //!
 //! This library holds what the benches share: where their results go, how
