@@ -54,6 +54,8 @@ const CHUNK: usize = 64 * 1024;
 const INTERVAL: Duration = Duration::from_millis(50);
 const RELAY_QUEUE: usize = 5_000_000;
 
+use graphyte_benches::{commit, results_dir, utc_now, verdict, Fragment};
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (lines, rounds) = if full { (2_000_000, 5) } else { (20_000, 1) };
@@ -138,6 +140,38 @@ fn main() {
             if ratio >= 0.9 { "met" } else { "MISSED" }
         );
     }
+    let mut fragment = Fragment::new("relay");
+    fragment.line(format!(
+        "`cargo bench -p graphyte-benches --bench relay`, {}, commit {}, {}.",
+        utc_now(),
+        commit(),
+        relay.version
+    ));
+    fragment.line("");
+    fragment.line("| | raw preformatted lines | graphyte (interval `send`) | graphyte / raw |");
+    fragment.line("|---|---|---|---|");
+    fragment.line(format!(
+        "| median of {rounds} rounds, {lines} lines each | {:.2} M lines/s | {:.2} M lines/s | **{ratio:.2} ×** (median of the rounds' ratios) |",
+        raw / 1e6,
+        graphyte / 1e6
+    ));
+    for (i, ((r, g), x)) in raws.iter().zip(&ours).zip(&ratios).enumerate() {
+        fragment.line(format!(
+            "| round {} | {:.2} M | {:.2} M | {x:.2} × |",
+            i + 1,
+            r / 1e6,
+            g / 1e6
+        ));
+    }
+    fragment.line("");
+    fragment.line(format!(
+        "The sinks counted {} + {} lines; the relay's peak RSS was {} MiB. Target graphyte ≥ 0.9 × raw through the relay: **{}**.",
+        split[0],
+        split[1],
+        relay.peak_rss_mib(),
+        if full { verdict(ratio >= 0.9) } else { "- (smoke run)" }
+    ));
+    fragment.save(&results_dir(full));
 }
 
 fn median(v: &[f64]) -> f64 {

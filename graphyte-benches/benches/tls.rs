@@ -35,14 +35,13 @@ mod tls_support;
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use graphyte::{Config, Error, Sender, Tls};
-use graphyte_benches::{full_run, results_dir, verdict, Fragment};
+use graphyte_benches::{commit, full_run, results_dir, utc_now, verdict, Fragment};
 use rustls::ServerConnection;
 use tls_support::{server_config, Ca};
 
@@ -164,33 +163,6 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-fn utc_now() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "date unknown".to_owned())
-}
-
-/// The short commit, `(with uncommitted changes)` if the tree differs.
-fn commit() -> String {
-    let git = |args: &[&str]| Command::new("git").args(args).output().ok();
-    let hash = git(&["rev-parse", "--short", "HEAD"])
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|| "unknown".to_owned());
-    let dirty = git(&["diff", "--quiet", "HEAD"]).is_some_and(|o| !o.status.success());
-    if dirty {
-        format!("{hash} (with uncommitted changes)")
-    } else {
-        hash
-    }
 }
 
 /// A loopback listener for one connection that counts newlines and bytes:
