@@ -178,6 +178,33 @@ pub fn splice(doc: &str, fragment: impl Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
+pub fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "date unknown".to_owned())
+}
+
+/// The short commit, `(with uncommitted changes)` if the tree differs.
+pub fn commit() -> String {
+    let git = |args: &[&str]| Command::new("git").args(args).output().ok();
+    let hash = git(&["rev-parse", "--short", "HEAD"])
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let dirty = git(&["diff", "--quiet", "HEAD"]).is_some_and(|o| !o.status.success());
+    if dirty {
+        format!("{hash} (with uncommitted changes)")
+    } else {
+        hash
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,32 +247,5 @@ mod tests {
         let text = std::fs::read_to_string(dir.join("fragments/unit.md")).unwrap();
         assert_eq!(text, "| a | b |\n");
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
-
-pub fn utc_now() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "date unknown".to_owned())
-}
-
-/// The short commit, `(with uncommitted changes)` if the tree differs.
-pub fn commit() -> String {
-    let git = |args: &[&str]| Command::new("git").args(args).output().ok();
-    let hash = git(&["rev-parse", "--short", "HEAD"])
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|| "unknown".to_owned());
-    let dirty = git(&["diff", "--quiet", "HEAD"]).is_some_and(|o| !o.status.success());
-    if dirty {
-        format!("{hash} (with uncommitted changes)")
-    } else {
-        hash
     }
 }
