@@ -37,10 +37,23 @@ const INTERVAL: Duration = Duration::from_millis(250);
 /// Line numbers in whisper in both caches, sorted (duplicates kept: a line
 /// in both caches shows twice).
 fn on_disk(topology: &Topology, numbered: &Numbered) -> Vec<u64> {
-    let mut all = numbered.on_disk(&topology.caches[0]);
-    all.extend(numbered.on_disk(&topology.caches[1]));
+    on_disk_or_foreign(topology, numbered).0
+}
+
+/// [`on_disk`], and the points that are no line graphyte wrote: carbon-c-relay
+/// 3.7.3 turned a line cut by its own stop (graphyte's write was under way
+/// when the relay closed the connection) into a point of its own, value 0 at
+/// the relay's clock, seen once in several runs of the restart test.
+fn on_disk_or_foreign(
+    topology: &Topology,
+    numbered: &Numbered,
+) -> (Vec<u64>, Vec<(String, u32, f64)>) {
+    let (mut all, mut foreign) = numbered.on_disk_or_foreign(&topology.caches[0]);
+    let (more, more_foreign) = numbered.on_disk_or_foreign(&topology.caches[1]);
+    all.extend(more);
+    foreign.extend(more_foreign);
     all.sort_unstable();
-    all
+    (all, foreign)
 }
 
 /// Polls both caches every 100 ms until every line of `expected` (sorted)
@@ -153,7 +166,16 @@ fn relay_restarted_mid_stream() {
     // Lines from before the stop: give them the same chance, then settle.
     wait_on_disk(&topology, &numbered, &written, Duration::from_secs(3));
     thread::sleep(Duration::from_millis(1500));
-    let delivered = on_disk(&topology, &numbered);
+    let (delivered, foreign) = on_disk_or_foreign(&topology, &numbered);
+    // At most the one line that was cut when the relay closed graphyte's
+    // connection (one restart), stored by the relay as a point of its own.
+    assert!(
+        foreign.len() <= 1,
+        "points graphyte never wrote: {foreign:?}"
+    );
+    if !foreign.is_empty() {
+        eprintln!("[relay] the relay stored a cut line as {foreign:?}");
+    }
     for pair in delivered.windows(2) {
         assert_ne!(pair[0], pair[1], "line {} is in both caches", pair[0]);
     }

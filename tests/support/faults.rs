@@ -506,6 +506,33 @@ impl Numbered {
         }
     }
 
+    /// Like [`on_disk`](Numbered::on_disk), but a point that is not in the
+    /// slot of its line is returned apart (as `(series, timestamp, value)`)
+    /// instead of failing: what a relay makes of a line cut in two.
+    pub fn on_disk_or_foreign(
+        &self,
+        carbon: &super::CarbonServer,
+    ) -> (Vec<u64>, Vec<(String, u32, f64)>) {
+        let (mut found, mut foreign) = (Vec::new(), Vec::new());
+        for m in 0..self.metrics {
+            let path = carbon.whisper_path(&self.metric(m));
+            let Ok(points) = super::whisper::read_points(&path) else {
+                continue;
+            };
+            for (ts, value) in points {
+                let i = value as u64;
+                if value.fract() == 0.0 && value >= 0.0 && (i % self.metrics, self.ts(i)) == (m, ts)
+                {
+                    found.push(i);
+                } else {
+                    foreign.push((self.metric(m), ts, value));
+                }
+            }
+        }
+        found.sort_unstable();
+        (found, foreign)
+    }
+
     /// The line numbers carbon has on disk now, for series `0..metrics`,
     /// checking each point is in the slot of its line. Files carbon is
     /// still creating count as empty.
