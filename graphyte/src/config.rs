@@ -232,7 +232,7 @@ impl Config {
     /// `graphyte.series_refused` self-metric) and logged once. A series
     /// that expires (see [`idle_timeout`](Config::idle_timeout)) makes room.
     /// The default keeps the series state of a runaway service under about
-    /// 64 MiB (a counter uses 158 bytes of heap in the series bench; see
+    /// 64 MiB (a counter uses 174 bytes of heap in the series bench; see
     /// BENCHMARKS.md).
     pub fn max_series(mut self, series: usize) -> Config {
         self.max_series = series;
