@@ -35,6 +35,58 @@ pub(crate) trait LineSource: Send + Sync {
     fn series(&self) -> SeriesCount;
 }
 
+/// One of the sender's own counters, sent as `graphyte.NAME`.
+struct SelfMetric {
+    name: &'static str,
+    read: fn(&Stats) -> u64,
+    /// Sent as the change since the last report that was queued (a count
+    /// per interval), rather than as it is (a level).
+    delta: bool,
+}
+
+/// What every sender with `self_metrics` reports.
+const SENDER_METRICS: [SelfMetric; 5] = [
+    SelfMetric {
+        name: "graphyte.sent",
+        read: |s| s.sent,
+        delta: true,
+    },
+    SelfMetric {
+        name: "graphyte.dropped",
+        read: |s| s.dropped,
+        delta: true,
+    },
+    SelfMetric {
+        name: "graphyte.send_errors",
+        read: |s| s.send_errors,
+        delta: true,
+    },
+    SelfMetric {
+        name: "graphyte.reconnects",
+        read: |s| s.reconnects,
+        delta: true,
+    },
+    SelfMetric {
+        name: "graphyte.queued",
+        read: |s| s.queued,
+        delta: false,
+    },
+];
+
+/// What a sender with a source (the global one) reports besides.
+const SOURCE_METRICS: [SelfMetric; 2] = [
+    SelfMetric {
+        name: "graphyte.series",
+        read: |s| s.series,
+        delta: false,
+    },
+    SelfMetric {
+        name: "graphyte.series_refused",
+        read: |s| s.series_refused,
+        delta: true,
+    },
+];
+
 /// The interval thread's reports and the state they need between intervals.
 pub(crate) struct Reports {
     /// The sender's prefix and default tags.
@@ -42,8 +94,13 @@ pub(crate) struct Reports {
     source: Option<Arc<dyn LineSource>>,
     /// Report the sender's own counters as `graphyte.*` lines.
     self_metrics: bool,
-    /// The counters at the previous report.
-    last: Stats,
+    /// Per self-metric (`SENDER_METRICS` then `SOURCE_METRICS`), its value
+    /// at the last report whose line for it was queued: a report dropped
+    /// by a full queue leaves its counts to the next one.
+    last: Vec<u64>,
+    /// The last report's self-metric lines: (metric, value read, position
+    /// among the report's lines), until [`committed`](Reports::committed).
+    pending: Vec<(usize, u64, usize)>,
     out: Vec<u8>,
 }
 
@@ -63,7 +120,8 @@ impl Reports {
             format,
             source,
             self_metrics,
-            last: Stats::default(),
+            last: vec![0; SENDER_METRICS.len() + SOURCE_METRICS.len()],
+            pending: Vec::new(),
             out: Vec::new(),
         }
     }
@@ -74,48 +132,41 @@ impl Reports {
     }
 
     /// The report of the interval that started at `start`: the source's
-    /// lines, then self-metrics from `now`, the sender's counters.
-    pub(crate) fn build(&mut self, start: Timestamp, now: Stats) -> Report<'_> {
+    /// lines, then self-metrics from `now`, the sender's counters. Call
+    /// [`committed`](Reports::committed) with how many of its lines were
+    /// queued.
+    pub(crate) fn build(&mut self, start: Timestamp, mut now: Stats) -> Report<'_> {
+        if let Some(source) = &self.source {
+            let series = source.series();
+            now.series = series.live;
+            now.series_refused = series.refused;
+        }
         self.out.clear();
+        self.pending.clear();
         let mut count = 0;
         if let Some(source) = &self.source {
             count += source.interval_lines(start, &self.format, &mut self.out);
         }
         if self.self_metrics {
-            let last = std::mem::replace(&mut self.last, now);
-            let lines = [
-                ("graphyte.sent", now.sent.saturating_sub(last.sent)),
-                ("graphyte.dropped", now.dropped.saturating_sub(last.dropped)),
-                (
-                    "graphyte.send_errors",
-                    now.send_errors.saturating_sub(last.send_errors),
-                ),
-                (
-                    "graphyte.reconnects",
-                    now.reconnects.saturating_sub(last.reconnects),
-                ),
-                ("graphyte.queued", now.queued),
-            ];
-            let series = [
-                ("graphyte.series", now.series),
-                (
-                    "graphyte.series_refused",
-                    now.series_refused.saturating_sub(last.series_refused),
-                ),
-            ];
             // The series figures only for a sender with a source (the global one).
-            let series = if self.source.is_some() {
-                &series[..]
+            let source_metrics = if self.source.is_some() {
+                &SOURCE_METRICS[..]
             } else {
                 &[]
             };
-            let lines = lines.iter().chain(series).copied();
-            for (name, value) in lines {
+            for (i, metric) in SENDER_METRICS.iter().chain(source_metrics).enumerate() {
+                let value = (metric.read)(&now);
+                let sent = if metric.delta {
+                    value.saturating_sub(self.last[i])
+                } else {
+                    value
+                };
                 if self
                     .format
-                    .format_into(&mut self.out, name, &[], value, start)
+                    .format_into(&mut self.out, metric.name, &[], sent, start)
                     .is_ok()
                 {
+                    self.pending.push((i, value, count));
                     count += 1;
                 }
             }
@@ -124,5 +175,53 @@ impl Reports {
             lines: &self.out,
             count,
         }
+    }
+
+    /// The first `kept` lines of the last report were queued (the rest
+    /// dropped, the queue being full): the counts of the self-metric lines
+    /// among them are reported; the others are left for the next report.
+    pub(crate) fn committed(&mut self, kept: usize) {
+        for &(metric, value, position) in &self.pending {
+            if position < kept {
+                self.last[metric] = value;
+            }
+        }
+        self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(report: &Report<'_>) -> Vec<String> {
+        String::from_utf8_lossy(report.lines)
+            .lines()
+            .map(|l| l.rsplit_once(' ').unwrap().0.to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn counts_of_a_dropped_report_go_into_the_next() {
+        let format = Arc::new(LineFormat::default());
+        let mut reports = Reports::new(format, None, true);
+        let at = |sent, dropped| Stats {
+            sent,
+            dropped,
+            ..Stats::default()
+        };
+        let first = values(&reports.build(Timestamp::from(100), at(10, 2)));
+        assert_eq!(first[..2], ["graphyte.sent 10", "graphyte.dropped 2"]);
+        // The queue was full: none of its lines were queued.
+        reports.committed(0);
+        let second = values(&reports.build(Timestamp::from(110), at(15, 7)));
+        assert_eq!(second[..2], ["graphyte.sent 15", "graphyte.dropped 7"]);
+        // Only its first line (sent) was queued.
+        reports.committed(1);
+        let third = values(&reports.build(Timestamp::from(120), at(16, 7)));
+        assert_eq!(third[..2], ["graphyte.sent 1", "graphyte.dropped 7"]);
+        reports.committed(third.len());
+        let fourth = values(&reports.build(Timestamp::from(130), at(16, 7)));
+        assert_eq!(fourth[..2], ["graphyte.sent 0", "graphyte.dropped 0"]);
     }
 }

@@ -281,10 +281,14 @@ impl Worker {
         }
         drop(ctl);
         let report = reports.build(start, link.stats(self.queue.len()));
-        let kept = self.queue.push_report(report.lines, report.count);
-        if kept < report.count {
-            Counters::add(&link.counters.dropped, report.count - kept);
-            log::warn!(target: "graphyte", "queue full ({}): dropped {} of an interval report", LineCount(self.queue.capacity()), LineCount(report.count - kept));
+        let (count, kept) = {
+            let kept = self.queue.push_report(report.lines, report.count);
+            (report.count, kept)
+        };
+        reports.committed(kept);
+        if kept < count {
+            Counters::add(&link.counters.dropped, count - kept);
+            log::warn!(target: "graphyte", "queue full ({}): dropped {} of an interval report", LineCount(self.queue.capacity()), LineCount(count - kept));
         }
         lock(&self.control)
     }
