@@ -173,7 +173,7 @@ fn set_gauge<V: Value>(gauge: &Gauge, value: V) {
 }
 
 #[cold]
-fn refuse_value(name: &str, reason: &'static str) {
+pub(crate) fn refuse_value(name: &str, reason: &'static str) {
     registry().report_once(
         name,
         Error::InvalidValue {

@@ -281,10 +281,8 @@ impl Worker {
         }
         drop(ctl);
         let report = reports.build(start, link.stats(self.queue.len()));
-        let (count, kept) = {
-            let kept = self.queue.push_report(report.lines, report.count);
-            (report.count, kept)
-        };
+        let count = report.count;
+        let kept = self.queue.push_report(report.lines, count);
         reports.committed(kept);
         if kept < count {
             Counters::add(&link.counters.dropped, count - kept);

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use metrics::{CounterFn, GaugeFn, HistogramFn};
 
-use crate::__private::send_now;
+use crate::__private::{refuse_value, send_now};
 use crate::aggregate::{Counter, Distribution, Gauge};
 use crate::global::{global, Mode};
+use crate::value::check_finite;
 
 /// A `metrics` counter: `increment` adds to the interval's sum;
 /// `absolute` sets a cumulative total, sent as the latest value (from the
@@ -72,8 +73,8 @@ impl GaugeFn for GaugeHandle {
         if mode == Mode::Off {
             return;
         }
-        if !value.is_finite() {
-            return super::refuse_value(self.series.name(), value);
+        if let Err(reason) = check_finite(value) {
+            return refuse_value(self.series.name(), reason);
         }
         self.series.set(value);
         if mode == Mode::Sync {
@@ -89,8 +90,8 @@ impl GaugeHandle {
         if mode == Mode::Off {
             return;
         }
-        if !delta.is_finite() {
-            return super::refuse_value(self.series.name(), delta);
+        if let Err(reason) = check_finite(delta) {
+            return refuse_value(self.series.name(), reason);
         }
         self.series.add(delta);
         if mode == Mode::Sync {
@@ -108,11 +109,16 @@ pub(super) struct HistogramHandle {
 impl HistogramFn for HistogramHandle {
     #[inline]
     fn record(&self, value: f64) {
-        match global().mode() {
-            Mode::Aggregate if value.is_finite() => self.series.record(value),
-            Mode::Sync if value.is_finite() => send_now(self.series.name(), value),
-            Mode::Off => {}
-            Mode::Aggregate | Mode::Sync => super::refuse_value(self.series.name(), value),
+        let mode = global().mode();
+        if mode == Mode::Off {
+            return;
+        }
+        if let Err(reason) = check_finite(value) {
+            return refuse_value(self.series.name(), reason);
+        }
+        match mode {
+            Mode::Aggregate => self.series.record(value),
+            _ => send_now(self.series.name(), value),
         }
     }
 

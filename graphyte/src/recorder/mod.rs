@@ -231,19 +231,3 @@ impl Recorder for GraphyteRecorder {
             .map_or_else(Histogram::noop, Histogram::from_arc)
     }
 }
-
-/// Logs a NaN or infinite value once per series (the call is dropped).
-#[cold]
-fn refuse_value(name: &str, value: f64) {
-    global().registry().report_once(
-        name,
-        Error::InvalidValue {
-            name: name.to_owned(),
-            reason: if value.is_nan() {
-                "must not be NaN"
-            } else {
-                "must not be infinite"
-            },
-        },
-    );
-}
