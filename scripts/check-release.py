@@ -4,7 +4,8 @@
   check-release.py metadata            reads `cargo metadata --no-deps
                                        --format-version 1` on stdin: every
                                        published package has the metadata a
-                                       crates.io user expects
+                                       crates.io user expects, and no
+                                       examples
   check-release.py docs DOC_DIR        the docs of graphyte as docs.rs builds
                                        them (`--cfg docsrs`, every feature):
                                        each feature-gated item shows its
@@ -52,6 +53,14 @@ def check_metadata(metadata):
             for f in ("LICENSE", "LICENSE-MIT", "LICENSE.md", "LICENSE.txt")
         ):
             problems.append(f"{name}: no license file in {package_dir}")
+        # Cargo builds a package's dev-dependencies for each of its examples:
+        # those of a published package (TLS servers, tokio, ...) are not what
+        # an example needs. Examples belong to the root package (examples/).
+        for t in p["targets"]:
+            if "example" in t["kind"]:
+                problems.append(
+                    f"{name}: example {t['name']} (move it to the root package's examples/)"
+                )
         docs_rs = ((p.get("metadata") or {}).get("docs") or {}).get("rs") or {}
         if docs_rs.get("all-features") is not True:
             problems.append(f"{name}: [package.metadata.docs.rs] all-features is not true")
