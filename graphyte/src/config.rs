@@ -269,6 +269,7 @@ impl Config {
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig), like settings
     /// of its own that cannot work (an unreadable CA file, bad PEM).
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls(mut self, tls: crate::tls::Tls) -> Config {
         self.tls = Some(tls);
         self

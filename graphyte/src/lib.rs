@@ -53,6 +53,11 @@
 //! same name share one series. See the macros' own documentation for the
 //! details, and [`Config::interval`] for the modes.
 #![warn(missing_docs)]
+// docs.rs (`--cfg docsrs`, nightly rustdoc): each feature-gated item shows the
+// feature it needs. The items also say so with `doc(cfg)` themselves, for
+// rustdocs whose doc_cfg does not infer it from `#[cfg]`. A stable build
+// never sees either.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The macros' expansions name `::graphyte::__private`; this makes that path
 // resolve inside this crate too.
@@ -71,6 +76,7 @@ mod link;
 mod log_limit;
 mod metric;
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 #[path = "recorder/mod.rs"]
 pub mod metrics;
 mod queue;
@@ -98,8 +104,10 @@ pub use sender::Sender;
 pub use stats::Stats;
 pub use timestamp::Timestamp;
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::Tls;
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use transport::TlsTransport;
 pub use transport::{
     whole_lines, CaptureTransport, Protocol, SendError, TcpTransport, Transport, UdpTransport,
@@ -109,4 +117,5 @@ pub use validate::MAX_LINE_LEN;
 pub use value::Value;
 
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use graphyte_macros::{count, gauge, timed};

@@ -26,7 +26,7 @@ const README: &str = include_str!("../../README.md");
 
 #[test]
 fn the_readme_shows_the_compiled_async_example() {
-    let example = include_str!("../examples/async_tokio.rs");
+    let example = include_str!("../../examples/async_tokio.rs");
     let code = between(
         example,
         "// README example start",

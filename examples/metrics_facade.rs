@@ -3,7 +3,7 @@
 //! you depend on) sends to Graphite.
 //!
 //! ```text
-//! cargo run -p graphyte --features metrics --example metrics_facade
+//! cargo run --features metrics --example metrics_facade
 //! ```
 //!
 //! No server is needed: it sends to a `CaptureTransport` and prints the

@@ -2,12 +2,12 @@
 //! the network on an executor thread.
 //!
 //! ```text
-//! cargo run -p graphyte --example async_tokio
+//! cargo run --features tokio --example async_tokio
 //! ```
 //!
 //! It sends to a `CaptureTransport` and prints what Carbon would receive.
 //! The code between the markers is the README's "In async code" example,
-//! checked by `graphyte/tests/readme_async.rs`.
+//! checked by `graphyte/tests/readme_examples.rs`.
 
 use std::time::Duration;
 
