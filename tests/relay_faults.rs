@@ -5,17 +5,19 @@
 //!
 //! - The relay restarted mid-stream (SIGTERM, as an init system stops it,
 //!   then started again on the same port): graphyte reconnects; every line
-//!   graphyte wrote on a connection opened after the restart is in whisper;
-//!   every line graphyte counted (`sent + dropped`) is accounted for; a line
-//!   that graphyte counted as sent and that is not in whisper was written to
-//!   the old relay before that relay had exited (in flight when it was
+//!   graphyte wrote before the SIGTERM, and every line it wrote on a
+//!   connection opened after the restart, is in whisper; every line graphyte
+//!   counted (`sent + dropped`) is accounted for; a line that graphyte
+//!   counted as sent and that is not in whisper was written to the old relay
+//!   between the SIGTERM and that relay's exit (in flight when it was
 //!   stopped: the relay drops what it has not forwarded when it stops), and
-//!   the test prints how many.
+//!   the test reports how many.
 //! - One cache down (killed) for a while, then back on its port: graphyte
 //!   sees nothing (no error, no reconnect, nothing dropped); the other
 //!   cache's series keep arriving during the outage; the down cache's series
 //!   never go to the other cache (consistent hashing has no failover); the
-//!   relay queues them and delivers every one once the cache is back.
+//!   relay queues them and delivers every one once the cache is back,
+//!   except at most the first few it wrote into the dead connection.
 //!
 //! Prints its figures as `[relay] ...` lines (`--nocapture`). The tests of
 //! this binary run one at a time. Skips loudly without carbon or the relay;
@@ -33,6 +35,9 @@ use support::relay::Topology;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const INTERVAL: Duration = Duration::from_millis(250);
+/// The most lines the relay may lose into a cache's dead connection (see
+/// `one_cache_down_for_a_while`).
+const MAX_LOST_TO_A_DEAD_CACHE: usize = 10;
 
 /// Line numbers in whisper in both caches, sorted (duplicates kept: a line
 /// in both caches shows twice).
@@ -203,10 +208,6 @@ fn relay_restarted_mid_stream() {
     }
     let lost: Vec<u64> = loss.by_connection.values().flatten().copied().collect();
     let lost_before = lost.iter().filter(|i| when[i].1 < outage.began).count();
-    let lost_well_before = lost
-        .iter()
-        .filter(|i| when[i].1 + Duration::from_secs(1) < outage.began)
-        .count();
     let lost_late = lost.iter().filter(|i| when[i].0 >= outage.ended).count();
     let lost_window = lost.len() - lost_before - lost_late;
     let relay_said = topology.relay.reported_drops();
@@ -229,8 +230,8 @@ fn relay_restarted_mid_stream() {
     assert_eq!(stats.queued, 0);
     // Nothing lost on the connections opened after the restart, nothing
     // written after the old relay had exited, nothing written into a
-    // connection already gone, and nothing the relay had had a second to
-    // forward: the loss is what was in flight while it stopped.
+    // connection already gone, and nothing written before the SIGTERM:
+    // the loss is what was in flight while it stopped.
     assert_eq!(
         loss.by_connection.keys().copied().collect::<Vec<_>>(),
         if lost.is_empty() { vec![] } else { vec![0] },
@@ -243,10 +244,12 @@ fn relay_restarted_mid_stream() {
         "lines written after the relay exited were lost"
     );
     assert!(loss.into_dead_connection.is_empty(), "{}", loss.summary());
+    // README: every line written before the SIGTERM arrived. (0 of
+    // 2,300-2,740 such lines were lost in each of six runs.)
     assert_eq!(
-        lost_well_before,
+        lost_before,
         0,
-        "lines written over 1 s before the SIGTERM were lost\n{}",
+        "lines whose write ended before the SIGTERM were lost\n{}",
         topology.logs()
     );
 }
@@ -368,8 +371,12 @@ fn one_cache_down_for_a_while() {
         "lost lines are not the first ones for the dead cache\n{}",
         topology.logs()
     );
+    // README: the first line(s). 1 line in each of six runs (and of the
+    // three before them); 10 leaves room for a relay that wrote a few lines
+    // at once into the dead connection, where the old bound (half the dead
+    // cache's lines, about 1,000) allowed nearly everything.
     assert!(
-        lost.len() < tail.len(),
+        lost.len() <= MAX_LOST_TO_A_DEAD_CACHE,
         "lost {} of {} lines for the dead cache",
         lost.len(),
         to_down.len()
