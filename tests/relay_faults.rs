@@ -19,7 +19,8 @@
 //!   relay queues them and delivers every one once the cache is back,
 //!   except at most the first few it wrote into the dead connection.
 //!
-//! Prints its figures as `[relay] ...` lines (`--nocapture`). The tests of
+//! Prints its figures as `[relay] ...` lines (`--nocapture`) and writes
+//! those the README shows to the faults report (`support::faults::Figures`). The tests of
 //! this binary run one at a time. Skips loudly without carbon or the relay;
 //! fails under ./scripts/test.
 
@@ -30,7 +31,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use graphyte::{Config, Sender};
-use support::faults::{self, Numbered, Outage, RecordingTcp};
+use support::faults::{self, Figures, Numbered, Outage, RecordingTcp};
 use support::relay::Topology;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -252,6 +253,48 @@ fn relay_restarted_mid_stream() {
         "lines whose write ended before the SIGTERM were lost\n{}",
         topology.logs()
     );
+    Figures::new("relay restart")
+        .count(
+            "relay.restart.reconnects",
+            stats.reconnects,
+            "reconnects of an interval sender (2,000 lines/s) across a relay restart",
+        )
+        .count(
+            "relay.restart.send_errors",
+            stats.send_errors,
+            "failed write attempts while the relay was down (their lines kept queued)",
+        )
+        .count(
+            "relay.restart.before_term",
+            before_term,
+            "lines whose write ended before the SIGTERM",
+        )
+        .count(
+            "relay.restart.lost_before",
+            lost_before as u64,
+            "of those, lines not in whisper (asserted 0)",
+        )
+        .count(
+            "relay.restart.in_window",
+            in_window,
+            "lines written between the SIGTERM and the old relay's exit",
+        )
+        .count(
+            "relay.restart.lost_window",
+            lost_window as u64,
+            "of those, lines not in whisper (accepted by the kernel, lost when the relay exited)",
+        )
+        .ms(
+            "relay.restart.term_took",
+            term_took,
+            "from the SIGTERM until the relay exited",
+        )
+        .count(
+            "relay.restart.after",
+            after.len() as u64,
+            "lines written to the new relay (asserted: all in whisper)",
+        )
+        .write();
 }
 
 #[test]
@@ -390,4 +433,36 @@ fn one_cache_down_for_a_while() {
     assert_eq!((stats.sent, stats.dropped), (next, 0), "{stats:?}");
     // Each series stayed in its one cache.
     assert_eq!(series_homes(&topology, &numbered), homes);
+    Figures::new("relay cache down")
+        .count(
+            "relay.cachedown.other_sent",
+            to_up.len() as u64,
+            "lines sent for the cache that stayed up while the other was down",
+        )
+        .count(
+            "relay.cachedown.other_on_disk",
+            got_during.len() as u64,
+            "of those, on its disk during the outage (asserted: all)",
+        )
+        .count(
+            "relay.cachedown.backlog",
+            to_down.len() as u64,
+            "lines sent for the cache that was down, while it was down",
+        )
+        .ms(
+            "relay.cachedown.restarted",
+            restarted_in,
+            "the down cache's restart, until it listened",
+        )
+        .ms(
+            "relay.cachedown.backlog_on_disk",
+            caught_up,
+            "from the start of that restart until the relay's backlog for it was on disk (polled every 100 ms)",
+        )
+        .count(
+            "relay.cachedown.lost",
+            lost.len() as u64,
+            "lines lost: the first ones the relay wrote into the dead cache's connection",
+        )
+        .write();
 }
