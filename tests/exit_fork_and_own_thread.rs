@@ -3,10 +3,11 @@
 //! - a child forked after `init` exits: the interval thread exists only in
 //!   the parent, so the child's handler does nothing and the child exits at
 //!   once; the parent still delivers everything at its own exit;
-//! - the process exits on graphyte's interval thread (a `Transport` calling
-//!   `std::process::exit`): the handler never waits for that thread, and
-//!   logs the WARN with the number of lines not delivered, also when the
-//!   exit comes while the main thread is inside `graphyte::shutdown()`.
+//! - the process exits on graphyte's interval thread (a `Transport`, or a
+//!   logger, calling `std::process::exit`): the handler never waits for
+//!   that thread, and logs the WARN with the number of lines not delivered,
+//!   also when the exit comes while the main thread is inside
+//!   `graphyte::shutdown()`.
 //!
 //! The children are this test binary run again, with `--exact child_entry
 //! --ignored` and an environment variable saying what to do; each runs
@@ -16,6 +17,7 @@ mod support;
 
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,12 +32,24 @@ const FIRST: u64 = 100;
 const SECOND: u64 = 50;
 /// Exit status the transport ends the process with.
 const TRANSPORT_EXIT: i32 = 3;
+/// Exit status the logger ends the process with.
+const LOGGER_EXIT: i32 = 4;
+/// Lines queued when the logger ends the process.
+const LOGGED: u64 = 30;
 /// How long the forked child is given to exit: "at once" is a few
 /// milliseconds; this leaves room for a loaded machine (see the test).
 const FORK_EXIT_WITHIN: Duration = Duration::from_millis(500);
 
-/// Prints graphyte's log records on stderr, as `LEVEL message`.
-struct Stderr;
+/// Prints graphyte's log records on stderr, as `LEVEL message`; with
+/// `exit_on_error`, ends the process after printing the first ERROR record
+/// logged on graphyte's interval thread (a logger that exits on errors).
+struct Stderr {
+    exit_on_error: AtomicBool,
+}
+
+static STDERR: Stderr = Stderr {
+    exit_on_error: AtomicBool::new(false),
+};
 
 impl log::Log for Stderr {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
@@ -44,6 +58,12 @@ impl log::Log for Stderr {
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
             eprintln!("{} {}", record.level(), record.args());
+            if record.level() == log::Level::Error
+                && thread::current().name() == Some("graphyte")
+                && self.exit_on_error.swap(false, Ordering::SeqCst)
+            {
+                std::process::exit(LOGGER_EXIT);
+            }
         }
     }
     fn flush(&self) {}
@@ -84,7 +104,7 @@ fn child_entry() {
     };
     let (mode, port) = spec.split_once(' ').expect("MODE PORT");
     let port: u16 = port.parse().unwrap();
-    log::set_logger(&Stderr).unwrap();
+    log::set_logger(&STDERR).unwrap();
     log::set_max_level(log::LevelFilter::Debug);
     let config = Config::new("127.0.0.1")
         .port(port)
@@ -116,6 +136,20 @@ fn child_entry() {
             // Not reached unless the exit failed to happen; this thread must
             // not race the exit with one of its own.
             println!("\nthe transport did not end the process");
+            loop {
+                thread::park();
+            }
+        }
+        "logger_exits" => {
+            // The server is down: the interval thread's first failed write
+            // logs an ERROR, and the logger ends the process there.
+            graphyte::init(config).unwrap();
+            STDERR.exit_on_error.store(true, Ordering::SeqCst);
+            for i in 0..LOGGED {
+                graphyte::send_at("logged.line", i, TS + i).unwrap();
+            }
+            let _ = graphyte::flush();
+            println!("\nthe logger did not end the process");
             loop {
                 thread::park();
             }
@@ -293,4 +327,29 @@ fn a_transport_exiting_the_process_during_a_flush_gets_the_warning_not_a_panic()
 #[test]
 fn a_transport_exiting_the_process_during_shutdown_does_not_hang_it() {
     assert_exit_on_the_interval_thread("transport_exits_in_shutdown");
+}
+
+#[test]
+fn a_logger_exiting_the_process_on_graphytes_thread_gets_the_warning() {
+    // A port nothing listens on: the first write fails and is logged.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (status, stdout, stderr) = run_child("logger_exits", port);
+    assert_eq!(
+        status.code(),
+        Some(LOGGER_EXIT),
+        "{status}: {stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "WARN at exit: {LOGGED} lines not delivered: the process exited on graphyte's interval thread"
+        )),
+        "{stderr}"
+    );
 }
