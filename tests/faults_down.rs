@@ -136,7 +136,7 @@ fn sync_send_to_a_host_that_does_not_answer_fails_within_the_timeout() {
     let first_took = started.elapsed();
     assert!(matches!(first, Err(Error::Io { .. })), "{first:?}");
     assert!(
-        first_took >= timeout.mul_f64(0.8) && first_took < timeout + Duration::from_secs(1),
+        first_took >= timeout.mul_f64(0.8) && first_took < timeout * 2,
         "the connect should time out after about {timeout:?}, took {first_took:?}"
     );
     // During the backoff that follows, a send fails without trying again.

@@ -243,8 +243,8 @@ fn timer_values_are_exact() {
         // All 12 in one interval: nearest-rank p50 is the 6th of
         // 1 2 3 4 5 5 6 7 8 9 10 20, p90 the 11th, p99 the max.
         let ts = busy[0];
-        assert!((at("p50", ts) - 5.0).abs() / 5.0 < 0.01, "{series:#?}");
-        assert!((at("p90", ts) - 10.0).abs() / 10.0 < 0.01, "{series:#?}");
+        assert!((at("p50", ts) - 5.0).abs() / 5.0 <= 0.004, "{series:#?}");
+        assert!((at("p90", ts) - 10.0).abs() / 10.0 <= 0.004, "{series:#?}");
         assert_eq!(at("p99", ts), 20.0, "{series:#?}");
     }
     // Then an idle interval: only `count 0`, no made-up durations.

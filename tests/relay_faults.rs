@@ -5,19 +5,22 @@
 //!
 //! - The relay restarted mid-stream (SIGTERM, as an init system stops it,
 //!   then started again on the same port): graphyte reconnects; every line
-//!   graphyte wrote on a connection opened after the restart is in whisper;
-//!   every line graphyte counted (`sent + dropped`) is accounted for; a line
-//!   that graphyte counted as sent and that is not in whisper was written to
-//!   the old relay before that relay had exited (in flight when it was
+//!   graphyte wrote before the SIGTERM, and every line it wrote on a
+//!   connection opened after the restart, is in whisper; every line graphyte
+//!   counted (`sent + dropped`) is accounted for; a line that graphyte
+//!   counted as sent and that is not in whisper was written to the old relay
+//!   between the SIGTERM and that relay's exit (in flight when it was
 //!   stopped: the relay drops what it has not forwarded when it stops), and
-//!   the test prints how many.
+//!   the test reports how many.
 //! - One cache down (killed) for a while, then back on its port: graphyte
 //!   sees nothing (no error, no reconnect, nothing dropped); the other
 //!   cache's series keep arriving during the outage; the down cache's series
 //!   never go to the other cache (consistent hashing has no failover); the
-//!   relay queues them and delivers every one once the cache is back.
+//!   relay queues them and delivers every one once the cache is back,
+//!   except at most the first few it wrote into the dead connection.
 //!
-//! Prints its figures as `[relay] ...` lines (`--nocapture`). The tests of
+//! Prints its figures as `[relay] ...` lines (`--nocapture`) and writes
+//! those the README shows to the faults report (`support::faults::Figures`). The tests of
 //! this binary run one at a time. Skips loudly without carbon or the relay;
 //! fails under ./scripts/test.
 
@@ -28,11 +31,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use graphyte::{Config, Sender};
-use support::faults::{self, Numbered, Outage, RecordingTcp};
+use support::faults::{self, Figures, Numbered, Outage, RecordingTcp};
 use support::relay::Topology;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const INTERVAL: Duration = Duration::from_millis(250);
+/// The most lines the relay may lose into a cache's dead connection (see
+/// `one_cache_down_for_a_while`).
+const MAX_LOST_TO_A_DEAD_CACHE: usize = 10;
 
 /// Line numbers in whisper in both caches, sorted (duplicates kept: a line
 /// in both caches shows twice).
@@ -203,10 +209,6 @@ fn relay_restarted_mid_stream() {
     }
     let lost: Vec<u64> = loss.by_connection.values().flatten().copied().collect();
     let lost_before = lost.iter().filter(|i| when[i].1 < outage.began).count();
-    let lost_well_before = lost
-        .iter()
-        .filter(|i| when[i].1 + Duration::from_secs(1) < outage.began)
-        .count();
     let lost_late = lost.iter().filter(|i| when[i].0 >= outage.ended).count();
     let lost_window = lost.len() - lost_before - lost_late;
     let relay_said = topology.relay.reported_drops();
@@ -229,8 +231,8 @@ fn relay_restarted_mid_stream() {
     assert_eq!(stats.queued, 0);
     // Nothing lost on the connections opened after the restart, nothing
     // written after the old relay had exited, nothing written into a
-    // connection already gone, and nothing the relay had had a second to
-    // forward: the loss is what was in flight while it stopped.
+    // connection already gone, and nothing written before the SIGTERM:
+    // the loss is what was in flight while it stopped.
     assert_eq!(
         loss.by_connection.keys().copied().collect::<Vec<_>>(),
         if lost.is_empty() { vec![] } else { vec![0] },
@@ -243,12 +245,56 @@ fn relay_restarted_mid_stream() {
         "lines written after the relay exited were lost"
     );
     assert!(loss.into_dead_connection.is_empty(), "{}", loss.summary());
+    // README: every line written before the SIGTERM arrived. (0 of
+    // 2,300-2,740 such lines were lost in each of six runs.)
     assert_eq!(
-        lost_well_before,
+        lost_before,
         0,
-        "lines written over 1 s before the SIGTERM were lost\n{}",
+        "lines whose write ended before the SIGTERM were lost\n{}",
         topology.logs()
     );
+    Figures::new("relay restart")
+        .count(
+            "relay.restart.reconnects",
+            stats.reconnects,
+            "reconnects of an interval sender (2,000 lines/s) across a relay restart",
+        )
+        .count(
+            "relay.restart.send_errors",
+            stats.send_errors,
+            "failed write attempts while the relay was down (their lines kept queued)",
+        )
+        .count(
+            "relay.restart.before_term",
+            before_term,
+            "lines whose write ended before the SIGTERM",
+        )
+        .count(
+            "relay.restart.lost_before",
+            lost_before as u64,
+            "of those, lines not in whisper (asserted 0)",
+        )
+        .count(
+            "relay.restart.in_window",
+            in_window,
+            "lines written between the SIGTERM and the old relay's exit",
+        )
+        .count(
+            "relay.restart.lost_window",
+            lost_window as u64,
+            "of those, lines not in whisper (accepted by the kernel, lost when the relay exited)",
+        )
+        .ms(
+            "relay.restart.term_took",
+            term_took,
+            "from the SIGTERM until the relay exited",
+        )
+        .count(
+            "relay.restart.after",
+            after.len() as u64,
+            "lines written to the new relay (asserted: all in whisper)",
+        )
+        .write();
 }
 
 #[test]
@@ -368,8 +414,12 @@ fn one_cache_down_for_a_while() {
         "lost lines are not the first ones for the dead cache\n{}",
         topology.logs()
     );
+    // README: the first line(s). 1 line in each of six runs (and of the
+    // three before them); 10 leaves room for a relay that wrote a few lines
+    // at once into the dead connection, where the old bound (half the dead
+    // cache's lines, about 1,000) allowed nearly everything.
     assert!(
-        lost.len() < tail.len(),
+        lost.len() <= MAX_LOST_TO_A_DEAD_CACHE,
         "lost {} of {} lines for the dead cache",
         lost.len(),
         to_down.len()
@@ -383,4 +433,36 @@ fn one_cache_down_for_a_while() {
     assert_eq!((stats.sent, stats.dropped), (next, 0), "{stats:?}");
     // Each series stayed in its one cache.
     assert_eq!(series_homes(&topology, &numbered), homes);
+    Figures::new("relay cache down")
+        .count(
+            "relay.cachedown.other_sent",
+            to_up.len() as u64,
+            "lines sent for the cache that stayed up while the other was down",
+        )
+        .count(
+            "relay.cachedown.other_on_disk",
+            got_during.len() as u64,
+            "of those, on its disk during the outage (asserted: all)",
+        )
+        .count(
+            "relay.cachedown.backlog",
+            to_down.len() as u64,
+            "lines sent for the cache that was down, while it was down",
+        )
+        .ms(
+            "relay.cachedown.restarted",
+            restarted_in,
+            "the down cache's restart, until it listened",
+        )
+        .ms(
+            "relay.cachedown.backlog_on_disk",
+            caught_up,
+            "from the start of that restart until the relay's backlog for it was on disk (polled every 100 ms)",
+        )
+        .count(
+            "relay.cachedown.lost",
+            lost.len() as u64,
+            "lines lost: the first ones the relay wrote into the dead cache's connection",
+        )
+        .write();
 }

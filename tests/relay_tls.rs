@@ -265,6 +265,18 @@ fn plaintext_and_unknown_ca_senders_store_nothing() {
         "the relay should have closed the plaintext connection: {plain_stats:?}"
     );
     drop(plain);
+    support::faults::Figures::new("relay tls plaintext")
+        .count(
+            "relay.tls.plaintext_sent",
+            plain_stats.sent,
+            "of 20 sync sends of a plaintext sender to the relay's TLS port, those counted as sent",
+        )
+        .count(
+            "relay.tls.plaintext_reconnects",
+            plain_stats.reconnects,
+            "that sender's reconnects (the relay dropped each of its connections)",
+        )
+        .write();
     // The same seen from a raw socket: the relay resets the connection
     // after the first plaintext bytes, and answers nothing.
     let mut raw = TcpStream::connect(("127.0.0.1", topology.relay.port())).unwrap();

@@ -181,8 +181,18 @@ pub fn init(config: impl Into<Config>) -> Result<()> {
 /// Delivery at normal process exit, for programs that do not call
 /// [`shutdown`]: statics are never dropped, so without this the lines
 /// queued and the macros' interval in progress would be lost silently.
+///
+/// Two exits are not normal ones. In a child forked after `init` only the
+/// forking thread exists: the interval thread, and whatever locks it held,
+/// belong to the parent, so the handler does nothing there (the parent
+/// still delivers). And when the process exits on the interval thread
+/// itself (its transport or a logger called `std::process::exit`), that
+/// thread cannot write what is queued or wait for itself: the handler only
+/// says, without taking a lock, how many lines are lost.
 mod exit {
-    use super::GLOBAL;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::{Mode, GLOBAL};
     use crate::error::Error;
     use crate::log_limit::LineCount;
 
@@ -193,8 +203,12 @@ mod exit {
         fn atexit(handler: extern "C" fn()) -> std::os::raw::c_int;
     }
 
+    /// The process that called `init`: a child forked later has another id.
+    static INIT_PID: AtomicU32 = AtomicU32::new(0);
+
     /// Registers [`at_exit`] (once per process).
     pub(super) fn deliver_at_exit() {
+        INIT_PID.store(std::process::id(), Ordering::Release);
         // SAFETY: `at_exit` is a plain `extern "C" fn()` that never unwinds
         // (it catches panics); registering it has no other requirement.
         if unsafe { atexit(at_exit) } != 0 {
@@ -203,6 +217,12 @@ mod exit {
     }
 
     extern "C" fn at_exit() {
+        // A child forked after `init`: nothing here is safe to touch (not
+        // even the logger, whose lock another thread of the parent may
+        // have held at the fork).
+        if std::process::id() != INIT_PID.load(Ordering::Acquire) {
+            return;
+        }
         // A panic must not unwind into the C library.
         let _ = std::panic::catch_unwind(stop_global);
     }
@@ -213,6 +233,18 @@ mod exit {
         let Some(sender) = GLOBAL.sender.get() else {
             return;
         };
+        if sender.on_interval_thread() {
+            // Whatever the thread was doing (a write, a report, a log
+            // record) it may hold the locks a stop takes, and it is the
+            // thread a stop would wait for: count, log and return.
+            let in_progress = if GLOBAL.mode() == Mode::Aggregate {
+                "; the macros' interval in progress is lost too"
+            } else {
+                ""
+            };
+            log::warn!(target: "graphyte", "at exit: {} not delivered: the process exited on graphyte's interval thread (from its transport or a logger), which cannot write them{in_progress}", LineCount(sender.queued()));
+            return;
+        }
         if sender.is_stopped() {
             return;
         }
@@ -302,7 +334,12 @@ pub fn flush() -> Result<()> {
 /// `main` returns or [`std::process::exit`] is called, and logs (target
 /// `graphyte`, WARN) how many lines it could not deliver. Nothing runs on
 /// `abort`, on a signal that kills the process, or on a panic when
-/// `panic = "abort"`: lines still queued then are lost.
+/// `panic = "abort"`: lines still queued then are lost. The handler does
+/// nothing in a child process forked after `init` (the interval thread
+/// exists only in the parent, which still delivers), and when the process
+/// exits on graphyte's interval thread (a [`Transport`](crate::Transport)
+/// or a logger calling `std::process::exit`) it only logs the WARN: that
+/// thread cannot deliver.
 ///
 /// Macro calls made on other threads *while* `shutdown` runs are recorded
 /// either in the last interval or synchronously, with one exception: a call

@@ -293,6 +293,18 @@ impl Sender {
         lock(&self.inner.stopping).done
     }
 
+    /// Whether the calling thread is this sender's interval thread, which
+    /// must never wait for itself (a transport or a logger it calls may end
+    /// the process there).
+    pub(crate) fn on_interval_thread(&self) -> bool {
+        self.inner.worker.as_ref().is_some_and(|w| w.is_current())
+    }
+
+    /// Lines queued or being written, read without taking a lock.
+    pub(crate) fn queued(&self) -> usize {
+        self.inner.worker.as_ref().map_or(0, |w| w.queue().len())
+    }
+
     /// Counters since the sender was made: lines sent, dropped, write errors,
     /// reconnects, and the lines queued now.
     pub fn stats(&self) -> Stats {

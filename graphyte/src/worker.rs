@@ -5,6 +5,7 @@
 //! failed write it retries with backoff; at stop it delivers what it can
 //! until the stop deadline, then exits.
 
+use std::cell::Cell;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,6 +21,13 @@ use crate::timestamp::Timestamp;
 
 /// First wait before retrying a failed write; doubles up to the interval.
 const MIN_RETRY: Duration = Duration::from_millis(50);
+
+thread_local! {
+    /// On an interval thread, the address of its [`Worker`]: how code that
+    /// may run there (an exit handler) knows not to wait for that thread.
+    /// No destructor, so it can be read while the process exits.
+    static INTERVAL_THREAD_OF: Cell<usize> = const { Cell::new(0) };
+}
 
 /// The queue and the interval thread, as the sender sees them.
 pub(crate) struct Worker {
@@ -70,7 +78,10 @@ impl Worker {
             let worker = Arc::clone(&worker);
             thread::Builder::new()
                 .name("graphyte".into())
-                .spawn(move || worker.run(&link, &mut reports))
+                .spawn(move || {
+                    INTERVAL_THREAD_OF.with(|of| of.set(Arc::as_ptr(&worker) as usize));
+                    worker.run(&link, &mut reports)
+                })
                 .map_err(|e| Error::Io {
                     addr: "graphyte worker thread".into(),
                     source: e,
@@ -82,6 +93,11 @@ impl Worker {
     /// The queue the thread writes.
     pub(crate) fn queue(&self) -> &Queue {
         &self.queue
+    }
+
+    /// Whether the calling thread is this worker's interval thread.
+    pub(crate) fn is_current(&self) -> bool {
+        INTERVAL_THREAD_OF.with(Cell::get) == self as *const Worker as usize
     }
 
     /// The interval between the thread's regular writes.

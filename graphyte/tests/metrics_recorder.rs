@@ -91,8 +91,9 @@ fn the_recorder_end_to_end() {
     assert_eq!(value_of(&lines, "latency.min"), -2.0);
     assert_eq!(value_of(&lines, "latency.max"), 1000.0);
     assert_eq!(value_of(&lines, "latency.mean"), 200.7);
+    // Nearest rank: the 3rd of -2 0 1.5 4 1000, within README's 0.4 %.
     let p50 = value_of(&lines, "latency.p50");
-    assert!((p50 - 1.5).abs() / 1.5 < 0.01, "{p50}");
+    assert!((p50 - 1.5).abs() / 1.5 <= 0.004, "{p50}");
     assert_eq!(
         value_of(&lines, "latency.p99_9"),
         1000.0,

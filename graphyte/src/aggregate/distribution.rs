@@ -443,7 +443,7 @@ mod tests {
     }
 
     #[test]
-    fn count_sum_min_max_are_exact_and_percentiles_within_one_percent() {
+    fn count_sum_min_max_are_exact_and_percentiles_within_0_4_percent() {
         let d = Distribution::new("d".into());
         let mut values: Vec<f64> = (0..1000).map(|i| (i as f64 - 300.0) * 0.731).collect();
         for &v in &values {
@@ -457,10 +457,12 @@ mod tests {
         values.sort_by(f64::total_cmp);
         assert_eq!(v.fixed[1], values[0]);
         assert_eq!(v.fixed[2], values[999]);
-        for (q, got) in [0.5, 0.9, 0.99].iter().zip(&v.quantiles) {
-            let exact = values[(rank(*q, 1000) - 1) as usize];
+        // Nearest rank, computed here: the ⌈q·1000⌉-th value.
+        for (per_mille, got) in [500, 900, 990].iter().zip(&v.quantiles) {
+            let exact = values[per_mille - 1];
+            let q = *per_mille as f64 / 1000.0;
             assert!(
-                ((got - exact) / exact).abs() <= 0.01,
+                ((got - exact) / exact).abs() <= 0.004,
                 "q{q}: {got} vs {exact}"
             );
         }

@@ -289,7 +289,7 @@ mod tests {
         let m = take(&t).millis().unwrap();
         assert_eq!((m.sum, m.min, m.max, m.mean), (31.0, 1.0, 9.0, 3.875));
         // Nearest rank of 1 1 2 3 4 5 6 9: p50 = 3, p90 = p99 = 9.
-        assert!((m.p50 - 3.0).abs() / 3.0 < 0.01, "{m:?}");
+        assert!((m.p50 - 3.0).abs() / 3.0 <= 0.004, "{m:?}");
         assert_eq!((m.p90, m.p99), (9.0, 9.0));
         // Everything was taken.
         assert_eq!(take(&t).millis(), None);
@@ -320,7 +320,7 @@ mod tests {
         let m = summary.millis().unwrap();
         assert_eq!(summary.count, 3);
         assert_eq!((m.sum, m.min, m.max, m.mean), (15.0, 2.0, 8.0, 5.0));
-        assert!((m.p50 - 5.0).abs() / 5.0 < 0.01, "{m:?}");
+        assert!((m.p50 - 5.0).abs() / 5.0 <= 0.004, "{m:?}");
     }
 
     #[test]
