@@ -25,12 +25,7 @@ use metrics_facade_common::*;
 use support::{unix_now, CarbonServer};
 
 impl Store for CarbonServer {
-    fn wait_until(
-        &self,
-        metric: &str,
-        timeout: Duration,
-        done: &dyn Fn(&[(u32, f64)]) -> bool,
-    ) -> Vec<(u32, f64)> {
+    fn wait_until(&self, metric: &str, timeout: Duration, done: Done<'_>) -> Vec<(u32, f64)> {
         let deadline = Instant::now() + timeout;
         loop {
             let points = self.read_points(metric);

@@ -25,12 +25,7 @@ use support::vm::VmServer;
 struct Vm(VmServer);
 
 impl Store for Vm {
-    fn wait_until(
-        &self,
-        metric: &str,
-        timeout: Duration,
-        done: &dyn Fn(&[(u32, f64)]) -> bool,
-    ) -> Vec<(u32, f64)> {
+    fn wait_until(&self, metric: &str, timeout: Duration, done: Done<'_>) -> Vec<(u32, f64)> {
         let seconds = |points: &[(u64, f64)]| -> Vec<(u32, f64)> {
             points
                 .iter()

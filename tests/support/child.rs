@@ -461,12 +461,15 @@ pub fn fresh_dir(kind: &str) -> PathBuf {
 }
 
 /// Removes a server's state directory, unless `GRAPHYTE_KEEP_CARBON_STATE`
-/// is set (then says where it is).
+/// is set or the test is failing (the thread panics: the log stays, for
+/// [`ChildServer`]'s drop to print, and the files to look at); then says
+/// where it is.
 pub fn remove_dir(dir: &Path, what: &str) {
     if dir.as_os_str().is_empty() {
         return;
     }
-    if std::env::var_os(KEEP_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+    let keep = std::env::var_os(KEEP_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    if keep || thread::panicking() {
         let _ = writeln!(io::stderr(), "kept {what} state in {}", dir.display());
     } else {
         let _ = fs::remove_dir_all(dir);

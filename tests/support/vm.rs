@@ -159,6 +159,11 @@ impl VmServer {
         self.server.log()
     }
 
+    /// Its peak resident memory (VmHWM), in MiB.
+    pub fn peak_rss_mib(&self) -> u64 {
+        self.server.peak_rss_kib().unwrap_or(0) / 1024
+    }
+
     /// Makes what it received searchable now (`/internal/force_flush`)
     /// rather than within its ~1 s flush.
     pub fn flush(&self) {

@@ -142,18 +142,16 @@ pub fn expected() -> Expected {
     }
 }
 
+/// When a series' points are complete.
+pub type Done<'a> = &'a dyn Fn(&[(u32, f64)]) -> bool;
+
 /// A store the facade's series can be read back from (carbon's whisper
 /// files, VictoriaMetrics' export): the points (Unix seconds, value) of a
 /// Graphite series.
 pub trait Store {
     /// The points of `metric` once `done` holds for them, or what there
     /// was when `timeout` ran out.
-    fn wait_until(
-        &self,
-        metric: &str,
-        timeout: Duration,
-        done: &dyn Fn(&[(u32, f64)]) -> bool,
-    ) -> Vec<(u32, f64)>;
+    fn wait_until(&self, metric: &str, timeout: Duration, done: Done<'_>) -> Vec<(u32, f64)>;
 }
 
 pub fn sum(points: &[(u32, f64)]) -> f64 {
