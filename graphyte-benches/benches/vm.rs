@@ -14,8 +14,11 @@
 //! distinct values, one second per point of a series), and lasts from the
 //! first write until VictoriaMetrics' own counter of rows added to its
 //! storage (`vm_rows_added_to_storage_total` on its `/metrics`) has grown by
-//! N, polled every 5 ms after an `/internal/force_flush` (without it the
-//! counter lags by up to a second: rows wait in per-CPU buffers):
+//! N, polled every 5 ms after an `/internal/force_flush`. VictoriaMetrics
+//! adds what it parsed to its storage in steps about a second apart (its
+//! counters show it), so each measurement includes up to about 1 s of its
+//! own latency, the same for every sender: hence 2,000,000 points per
+//! measurement, and the verdict on ratios. The senders:
 //!
 //! - raw: the preformatted lines written on one `TcpStream` in 64 KiB chunks
 //!   cut at line ends (the best a client can do);
@@ -37,6 +40,10 @@
 //! at the timestamps sent, and VictoriaMetrics' count of Graphite rows
 //! (`vm_rows_inserted_total{type="graphite"}`) equals the points sent.
 //!
+//! For comparison, one raw and one graphyte measurement of the same kind
+//! into one carbon-cache (the tests' `CarbonServer`), until its whisper
+//! files hold every point.
+//!
 //! Under `cargo test` (no `--bench`) this is a smoke test: 20,000 points,
 //! one round, every check and no verdict; without VictoriaMetrics it says
 //! `*** SKIPPED` (and fails if `GRAPHYTE_REQUIRE_CARBON=1`, as
@@ -50,35 +57,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use graphyte::{Config, Error, Metric, Sender};
 use graphyte_benches::{commit, results_dir, utc_now, verdict, Fragment};
 
-// The tests' one harness for child servers, and its VictoriaMetrics.
-#[allow(dead_code)]
-#[path = "../../tests/support/child.rs"]
-mod child;
-#[allow(dead_code)]
-#[path = "../../tests/support/vm.rs"]
-mod vm;
+// The tests' support: the one harness for child servers, VictoriaMetrics
+// and carbon-cache on it, and the skip rule.
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
-use vm::VmServer;
+use support::vm::{self, VmServer};
+use support::CarbonServer;
 
 const NAMES: u64 = 1024;
 const CHUNK: usize = 64 * 1024;
 const INTERVAL: Duration = Duration::from_millis(50);
 const PARALLEL: u64 = 4;
-
-/// The tests' skip rule, for `vm.rs` (`super::or_skip`).
-#[allow(dead_code)]
-fn or_skip<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> Option<T> {
-    match result {
-        Ok(value) => Some(value),
-        Err(e) => {
-            if std::env::var("GRAPHYTE_REQUIRE_CARBON").is_ok_and(|v| v == "1") {
-                panic!("GRAPHYTE_REQUIRE_CARBON=1 and the vm bench cannot run: {what}: {e}");
-            }
-            eprintln!("*** SKIPPED: bench `vm` did not run: {what}: {e} ***");
-            None
-        }
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Mode {
@@ -121,7 +111,7 @@ impl Batch {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let (n, rounds) = if full { (1_000_000, 5) } else { (20_000, 1) };
+    let (n, rounds) = if full { (2_000_000, 5) } else { (20_000, 1) };
     let Some(vm) = VmServer::start_or_skip() else {
         return;
     };
@@ -212,6 +202,33 @@ fn main() {
     let rss = vm.peak_rss_mib();
     println!("read back {read_back} points of {sent} sent, all exact; VictoriaMetrics peak RSS {rss} MiB");
 
+    // carbon-cache, for comparison (README, "Backends"): the same lines,
+    // raw and from graphyte, into one carbon-cache until its whisper files
+    // hold every point.
+    let carbon_n = if full { 200_000 } else { 5_000 };
+    let Some(carbon) = CarbonServer::start_or_skip() else {
+        return;
+    };
+    // Within its retention (1 s points for an hour).
+    let carbon_ts0 = now - 1800;
+    let mut carbon_rates = [0.0; 2];
+    for (slot, mode) in [Mode::Raw, Mode::Send].into_iter().enumerate() {
+        let batch = Batch {
+            prefix: format!("bench.carbon.{}", mode.tag()),
+            n: carbon_n,
+            ts0: carbon_ts0,
+        };
+        let until = || whisper_holds(&carbon, &batch);
+        carbon_rates[slot] = match mode {
+            Mode::Raw => timed_raw(carbon.port(), &batch, until),
+            _ => timed_graphyte(carbon.port(), &batch, mode, until),
+        };
+    }
+    println!(
+        "carbon-cache: raw {:.0} points/s, graphyte send {:.0} points/s ({carbon_n} points each, until in whisper)",
+        carbon_rates[0], carbon_rates[1]
+    );
+
     let column = |i: usize| median(&rates.iter().map(|r| r[i]).collect::<Vec<_>>());
     let ratio = |i: usize| median(&rates.iter().map(|r| r[i] / r[0]).collect::<Vec<_>>());
     let (raw, send, metric) = (column(0), column(1), column(2));
@@ -252,6 +269,12 @@ fn main() {
     fragment.line(format!(
         "| VictoriaMetrics alone: {PARALLEL} raw connections at once, {n} points | {:.2} M | | |",
         ceiling / 1e6
+    ));
+    fragment.line(format!(
+        "| carbon-cache 1.1.10 instead (one run, {carbon_n} points, until in its whisper files) | {:.2} M | {:.2} M ({:.2} ×) | |",
+        carbon_rates[0] / 1e6,
+        carbon_rates[1] / 1e6,
+        carbon_rates[1] / carbon_rates[0]
     ));
     fragment.line("");
     fragment.line(format!(
@@ -322,11 +345,18 @@ fn write_raw(port: u16, batch: &Batch) {
     stream.write_all(&chunk).expect("write");
 }
 
+/// Raw lines into VictoriaMetrics: points/s until stored.
 fn raw_round(vm: &VmServer, batch: &Batch, stored: &impl Fn() -> u64) -> f64 {
     let base = stored();
+    timed_raw(vm.port(), batch, || wait_for(stored, base + batch.n))
+}
+
+/// Writes `batch` raw to `port`; points/s from the first write until
+/// `until()` says it is stored.
+fn timed_raw(port: u16, batch: &Batch, until: impl FnOnce() -> Instant) -> f64 {
     let start = Instant::now();
-    write_raw(vm.port(), batch);
-    let done = wait_for(stored, base + batch.n);
+    write_raw(port, batch);
+    let done = until();
     batch.n as f64 / (done - start).as_secs_f64()
 }
 
@@ -343,11 +373,19 @@ fn parallel_round(vm: &VmServer, batches: &[Batch], stored: &impl Fn() -> u64) -
     n as f64 / (done - start).as_secs_f64()
 }
 
+/// graphyte into VictoriaMetrics: points/s until stored.
 fn graphyte_round(vm: &VmServer, batch: &Batch, mode: Mode, stored: &impl Fn() -> u64) -> f64 {
     let base = stored();
+    timed_graphyte(vm.port(), batch, mode, || wait_for(stored, base + batch.n))
+}
+
+/// Sends `batch` through an interval `Sender` to `port` (`send_at`, or
+/// `Metric` handles); points/s from the first send until `until()` says it
+/// is stored.
+fn timed_graphyte(port: u16, batch: &Batch, mode: Mode, until: impl FnOnce() -> Instant) -> f64 {
     let sender = Sender::new(
         Config::new("127.0.0.1")
-            .port(vm.port())
+            .port(port)
             .interval(INTERVAL)
             .timeout(Duration::from_secs(60)),
     )
@@ -383,7 +421,7 @@ fn graphyte_round(vm: &VmServer, batch: &Batch, mode: Mode, stored: &impl Fn() -
             }
         }
     }
-    let done = wait_for(stored, base + batch.n);
+    let done = until();
     sender.stop().expect("stop");
     let stats = sender.stats();
     // A refused send counts as dropped, and was retried until accepted.
@@ -419,4 +457,31 @@ fn check_stored(vm: &VmServer, batches: &[Batch]) -> u64 {
         }
     }
     total
+}
+
+/// Waits until carbon's whisper files hold every point of `batch`; panics
+/// after 300 s.
+fn whisper_holds(carbon: &CarbonServer, batch: &Batch) -> Instant {
+    let names = batch.names();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        // A file carbon is still creating may not parse yet: count it as 0.
+        let stored: u64 = names
+            .iter()
+            .map(|name| {
+                support::whisper::read_points(&carbon.whisper_path(name))
+                    .map_or(0, |p| p.len() as u64)
+            })
+            .sum();
+        if stored >= batch.n {
+            assert_eq!(stored, batch.n, "carbon stored more points than were sent");
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "carbon stored {stored} of {} points after 300 s",
+            batch.n
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }
