@@ -89,26 +89,7 @@ impl Series {
 /// Waits until every series is on disk, then checks where and what.
 fn check(topology: &Topology, series: &Series, what: &str) {
     let expected = series.expected();
-    let names: Vec<String> = expected.iter().map(|(n, _)| n.clone()).collect();
-    let found = topology.wait_for(&names, Duration::from_secs(60), |[a, b]| {
-        !a.is_empty() || !b.is_empty()
-    });
-    // Whatever might still come (a copy sent to the other cache, late) has
-    // had time to be written: carbon writes within about 1 s.
-    std::thread::sleep(Duration::from_millis(2500));
-    let values: std::collections::HashMap<&str, f64> =
-        expected.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-    let per_cache = topology.check_each_in_one_cache(what, &names, &found, |name, points| {
-        let value = values[name];
-        (points != [(series.ts, value)]).then(|| {
-            format!(
-                "{name}: cache has {points:?}, expected [({}, {value})]",
-                series.ts
-            )
-        })
-    });
-    // Nothing else anywhere: no relay statistics, no renamed series.
-    topology.assert_nothing_else(what, per_cache);
+    let per_cache = topology.check_single_points(what, &expected, series.ts);
     let total = expected.len();
     eprintln!(
         "[relay] {what}: {total} series ({PLAIN} plain, {TAGGED} tagged): cache 0 got {} ({:.1} %), cache 1 got {} ({:.1} %), none in both or neither",

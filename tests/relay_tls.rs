@@ -128,24 +128,7 @@ impl Series {
 /// exactly one cache with its exact point, and that no other file exists.
 fn check(topology: &Topology, series: &Series, what: &str) {
     let expected = series.expected();
-    let names: Vec<String> = expected.iter().map(|(n, _)| n.clone()).collect();
-    let found = topology.wait_for(&names, Duration::from_secs(60), |[a, b]| {
-        !a.is_empty() || !b.is_empty()
-    });
-    // A late copy in the other cache would have been written by now.
-    std::thread::sleep(Duration::from_millis(2500));
-    let values: std::collections::HashMap<&str, f64> =
-        expected.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-    let per_cache = topology.check_each_in_one_cache(what, &names, &found, |name, points| {
-        let value = values[name];
-        (points != [(series.ts, value)]).then(|| {
-            format!(
-                "{name}: cache has {points:?}, expected [({}, {value})]",
-                series.ts
-            )
-        })
-    });
-    topology.assert_nothing_else(what, per_cache);
+    let per_cache = topology.check_single_points(what, &expected, series.ts);
     let total = expected.len();
     eprintln!(
         "[relay-tls] {what}: {total} series ({PLAIN} plain, {TAGGED} tagged) over TLS: cache 0 got {}, cache 1 got {}, none in both or neither, every value exact",

@@ -425,6 +425,33 @@ impl Topology {
         per_cache
     }
 
+    /// The check of the relay tests that send one point per series: waits
+    /// (60 s at most) until each series of `expected` (name as carbon
+    /// stores it, value) is on disk, gives a late copy time to be written
+    /// (carbon writes within about 1 s), then checks that each series is in
+    /// exactly one cache holding exactly `[(ts, value)]`, and that nothing
+    /// else is in either cache. Returns how many series each cache holds.
+    pub fn check_single_points(
+        &self,
+        what: &str,
+        expected: &[(String, f64)],
+        ts: u32,
+    ) -> [usize; 2] {
+        let names: Vec<String> = expected.iter().map(|(n, _)| n.clone()).collect();
+        let found = self.wait_for(&names, Duration::from_secs(60), |[a, b]| {
+            !a.is_empty() || !b.is_empty()
+        });
+        thread::sleep(Duration::from_millis(2500));
+        let values: BTreeMap<&str, f64> = expected.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        let per_cache = self.check_each_in_one_cache(what, &names, &found, |name, points| {
+            let value = values[name];
+            (points != [(ts, value)])
+                .then(|| format!("{name}: cache has {points:?}, expected [({ts}, {value})]"))
+        });
+        self.assert_nothing_else(what, per_cache);
+        per_cache
+    }
+
     /// Nothing else in either cache (no relay statistics, no renamed
     /// series): each holds exactly `per_cache` whisper files.
     pub fn assert_nothing_else(&self, what: &str, per_cache: [usize; 2]) {
