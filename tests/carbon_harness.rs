@@ -1,5 +1,7 @@
 //! Tests of the test support itself (tests/support): the real carbon-cache
-//! harness, the whisper reader, the metric-to-path mapping and the loopback
+//! harness, the child-server harness every server runs on (ready, port
+//! clashes, kill on drop and with its thread, state kept when a test
+//! fails), the whisper reader, the metric-to-path mapping and the loopback
 //! listeners. Uses only std sockets, not the graphyte library.
 //!
 //! The carbon tests skip (loudly) when carbon is not installed, unless
@@ -14,6 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::carbon::{normalize_metric, whisper_relative_path};
+use support::child::{ChildServer, Launch, Proto, Ready, StartError};
 use support::{sha256, unix_now, whisper, CarbonServer, LineListener, UdpListener};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -540,4 +543,153 @@ fn a_blackhole_never_completes_a_connect() {
     let e = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
     assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+// --- the child-server harness (support::child) ---------------------------
+
+/// A tiny server for the harness tests: binds 127.0.0.1:PORT (argv[1]),
+/// listens, says so, and waits; on a taken port Python prints `OSError:
+/// [Errno 98] Address already in use` and exits 1. `FAIL` as the port
+/// exits 3 with a message of its own.
+const TINY_SERVER: &str = r#"
+import socket, sys, time
+if sys.argv[1] == "FAIL":
+    print("tiny server: refusing to start", flush=True)
+    sys.exit(3)
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+print("tiny server listening", flush=True)
+time.sleep(120)
+"#;
+
+/// The Python to run [`TINY_SERVER`] with, or `None` after a skip.
+fn python() -> Option<PathBuf> {
+    support::or_skip(
+        support::child::locate_binary("GRAPHYTE_PYTHON", "python3", ".venv/bin/python"),
+        "no Python to run the harness's tiny server",
+    )
+}
+
+fn tiny_server(python: &std::path::Path, dir: &std::path::Path, port: &str) -> Launch {
+    let mut launch = Launch::new("tiny-server", python, dir)
+        .arg("-c")
+        .arg(TINY_SERVER)
+        .arg(port)
+        .timeout(Duration::from_secs(10))
+        .clash_marker("address already in use")
+        .ready(Ready::LogLine("tiny server listening".into()));
+    if let Ok(port) = port.parse() {
+        launch = launch.ready(Ready::Sockets(vec![(Proto::Tcp, port)]));
+    }
+    launch
+}
+
+#[test]
+fn the_harness_waits_until_ready_and_kills_on_drop() {
+    let Some(python) = python() else { return };
+    let dir = support::child::fresh_dir("harness");
+    let port = support::child::pick_ports(&[false])[0];
+    let mut server = ChildServer::spawn(&tiny_server(&python, &dir, &port.to_string()))
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+    // Ready means listening: a connect succeeds at once.
+    TcpStream::connect(("127.0.0.1", port)).expect("connect to the tiny server");
+    assert!(server.log().contains("tiny server listening"));
+    assert!(server.is_running());
+    let pid = server.pid();
+    assert!(PathBuf::from(format!("/proc/{pid}")).exists());
+    drop(server);
+    // Killed and reaped: the process is gone, and so is its port.
+    assert!(!PathBuf::from(format!("/proc/{pid}")).exists(), "pid {pid}");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    support::child::remove_dir(&dir, "harness");
+}
+
+#[test]
+fn the_harness_retries_on_a_port_clash_and_gives_up_on_anything_else() {
+    let Some(python) = python() else { return };
+    let dir = support::child::fresh_dir("harness");
+    // The first attempt gets a port someone else listens on.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let mut attempts = Vec::new();
+    let (server, port) = support::child::retry_on_clash("tiny-server", 3, || {
+        let port = if attempts.is_empty() {
+            taken_port
+        } else {
+            support::child::pick_ports(&[false])[0]
+        };
+        let result = ChildServer::spawn(&tiny_server(&python, &dir, &port.to_string()));
+        attempts.push(match &result {
+            Ok(_) => "started".to_owned(),
+            Err(StartError::PortClash(why)) => format!("clash: {why}"),
+            Err(StartError::Fatal(why)) => format!("fatal: {why}"),
+        });
+        result.map(|server| (server, port))
+    });
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(
+        attempts[0].starts_with("clash: ") && attempts[0].contains("Address already in use"),
+        "the clash's message carries the server's log: {attempts:?}"
+    );
+    assert_ne!(port, taken_port);
+    TcpStream::connect(("127.0.0.1", port)).expect("the second attempt listens");
+    drop(server);
+
+    // Any other failure is fatal, with the log in the message.
+    match ChildServer::spawn(&tiny_server(&python, &dir, "FAIL")) {
+        Err(StartError::Fatal(why)) => {
+            assert!(why.contains("exit status: 3"), "{why}");
+            assert!(why.contains("tiny server: refusing to start"), "{why}");
+        }
+        Err(StartError::PortClash(why)) => panic!("a clash? {why}"),
+        Ok(_) => panic!("the failing server started"),
+    }
+    support::child::remove_dir(&dir, "harness");
+}
+
+#[test]
+fn a_child_dies_with_the_thread_that_started_it() {
+    let Some(python) = python() else { return };
+    let dir = support::child::fresh_dir("harness");
+    let port = support::child::pick_ports(&[false])[0];
+    let launch = tiny_server(&python, &dir, &port.to_string());
+    // Started on a thread that then ends, as if the test process died:
+    // PR_SET_PDEATHSIG kills it, though its value lives on.
+    let mut server =
+        thread::spawn(move || ChildServer::spawn(&launch).map_err(|e| format!("{e:?}")))
+            .join()
+            .unwrap()
+            .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while server.is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "still running after its thread ended"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    support::child::remove_dir(&dir, "harness");
+}
+
+#[test]
+fn a_failing_test_keeps_the_state_directory() {
+    struct Guard(PathBuf);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            support::child::remove_dir(&self.0, "harness");
+        }
+    }
+    let dir = support::child::fresh_dir("harness");
+    let kept = dir.clone();
+    let panicked = std::panic::catch_unwind(move || {
+        let _guard = Guard(kept);
+        panic!("a failing test");
+    });
+    assert!(panicked.is_err());
+    assert!(dir.is_dir(), "removed although the test failed");
+    // Without a panic it goes.
+    drop(Guard(dir.clone()));
+    assert!(!dir.exists());
 }

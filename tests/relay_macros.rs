@@ -97,52 +97,27 @@ fn macro_series_land_in_exactly_one_cache_with_exact_totals() {
     }
     thread::sleep(Duration::from_millis(2500));
 
-    let mut per_cache = [0usize; 2];
-    let mut problems = Vec::new();
-    for name in &names {
-        let holders = topology.holders(name);
-        let [c] = holders.as_slice() else {
-            problems.push(format!(
-                "{name} is in caches {holders:?} (first seen: {:?})",
-                found.get(name)
-            ));
-            continue;
-        };
-        per_cache[*c] += 1;
-        let points = &topology.points(name)[*c];
-        if let Some(total) = target.get(name.as_str()) {
-            let sum: f64 = points.iter().map(|p| p.1).sum();
-            if sum != *total {
-                problems.push(format!("{name}: sum {sum} != {total}: {points:?}"));
+    let mut per_cache =
+        topology.check_each_in_one_cache("macros", &names, &found, |name, points| {
+            if let Some(total) = target.get(name) {
+                let sum: f64 = points.iter().map(|p| p.1).sum();
+                (sum != *total).then(|| format!("{name}: sum {sum} != {total}: {points:?}"))
+            } else {
+                let value = gauges.iter().find(|(n, _)| n == name).unwrap().1;
+                (points.is_empty() || points.iter().any(|p| p.1 != value))
+                    .then(|| format!("{name}: expected every point {value}: {points:?}"))
             }
-        } else {
-            let value = gauges.iter().find(|(n, _)| n == name).unwrap().1;
-            if points.is_empty() || points.iter().any(|p| p.1 != value) {
-                problems.push(format!("{name}: expected every point {value}: {points:?}"));
-            }
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "{} of {} series wrong, first ones:\n{}\n{}",
-        problems.len(),
-        names.len(),
-        problems[..problems.len().min(10)].join("\n"),
-        topology.logs()
-    );
+        });
     // The timer's other series (.sum, .max, ...) went the same way: each in
     // one cache only.
-    for stat in ["sum", "min", "max", "mean", "p50", "p90", "p99"] {
-        let name = format!("relay.macros.work.{stat}");
-        let holders = topology.holders(&name);
-        assert_eq!(holders.len(), 1, "{name} in caches {holders:?}");
-        per_cache[holders[0]] += 1;
-    }
-    let files = [
-        topology.caches[0].whisper_files().len(),
-        topology.caches[1].whisper_files().len(),
-    ];
-    assert_eq!(files, per_cache, "whisper files per cache vs series");
+    let stats: Vec<String> = ["sum", "min", "max", "mean", "p50", "p90", "p99"]
+        .iter()
+        .map(|stat| format!("relay.macros.work.{stat}"))
+        .collect();
+    let timer = topology.check_each_in_one_cache("timer", &stats, &found, |_, _| None);
+    per_cache[0] += timer[0];
+    per_cache[1] += timer[1];
+    topology.assert_nothing_else("macros", per_cache);
     eprintln!(
         "[relay] macros: {} series: cache 0 got {}, cache 1 got {}, none in both or neither",
         per_cache[0] + per_cache[1],

@@ -89,51 +89,7 @@ impl Series {
 /// Waits until every series is on disk, then checks where and what.
 fn check(topology: &Topology, series: &Series, what: &str) {
     let expected = series.expected();
-    let names: Vec<String> = expected.iter().map(|(n, _)| n.clone()).collect();
-    let found = topology.wait_for(&names, Duration::from_secs(60), |[a, b]| {
-        !a.is_empty() || !b.is_empty()
-    });
-    // Whatever might still come (a copy sent to the other cache, late) has
-    // had time to be written: carbon writes within about 1 s.
-    std::thread::sleep(Duration::from_millis(2500));
-    let mut per_cache = [0usize; 2];
-    let mut problems = Vec::new();
-    for (name, value) in &expected {
-        let points = topology.points(name);
-        let holders = topology.holders(name);
-        match holders.as_slice() {
-            [c] => {
-                per_cache[*c] += 1;
-                if points[*c] != [(series.ts, *value)] {
-                    problems.push(format!(
-                        "{name}: cache {c} has {:?}, expected [({}, {value})]",
-                        points[*c], series.ts
-                    ));
-                }
-            }
-            other => problems.push(format!(
-                "{name} is in caches {other:?} (before the pause: {:?})",
-                found.get(name)
-            )),
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "{what}: {} of {} series wrong, first ones:\n{}\n{}",
-        problems.len(),
-        expected.len(),
-        problems[..problems.len().min(10)].join("\n"),
-        topology.logs()
-    );
-    // Nothing else anywhere: no relay statistics, no renamed series.
-    let files = [
-        topology.caches[0].whisper_files().len(),
-        topology.caches[1].whisper_files().len(),
-    ];
-    assert_eq!(
-        files, per_cache,
-        "{what}: whisper files per cache vs expected series per cache"
-    );
+    let per_cache = topology.check_single_points(what, &expected, series.ts);
     let total = expected.len();
     eprintln!(
         "[relay] {what}: {total} series ({PLAIN} plain, {TAGGED} tagged): cache 0 got {} ({:.1} %), cache 1 got {} ({:.1} %), none in both or neither",
@@ -142,14 +98,7 @@ fn check(topology: &Topology, series: &Series, what: &str) {
         per_cache[1],
         100.0 * per_cache[1] as f64 / total as f64,
     );
-    // Consistent hashing over two members: each gets a real share (measured
-    // 35-65 %; a member with under 10 % would mean the ring is not used).
-    for (c, n) in per_cache.iter().enumerate() {
-        assert!(
-            *n * 10 >= total,
-            "{what}: cache {c} got only {n} of {total} series"
-        );
-    }
+    topology.assert_both_caches_share(what, per_cache);
 }
 
 #[test]

@@ -128,56 +128,13 @@ impl Series {
 /// exactly one cache with its exact point, and that no other file exists.
 fn check(topology: &Topology, series: &Series, what: &str) {
     let expected = series.expected();
-    let names: Vec<String> = expected.iter().map(|(n, _)| n.clone()).collect();
-    topology.wait_for(&names, Duration::from_secs(60), |[a, b]| {
-        !a.is_empty() || !b.is_empty()
-    });
-    // A late copy in the other cache would have been written by now.
-    std::thread::sleep(Duration::from_millis(2500));
-    let mut per_cache = [0usize; 2];
-    let mut problems = Vec::new();
-    for (name, value) in &expected {
-        let points = topology.points(name);
-        match topology.holders(name).as_slice() {
-            [c] => {
-                per_cache[*c] += 1;
-                if points[*c] != [(series.ts, *value)] {
-                    problems.push(format!(
-                        "{name}: cache {c} has {:?}, expected [({}, {value})]",
-                        points[*c], series.ts
-                    ));
-                }
-            }
-            other => problems.push(format!("{name} is in caches {other:?}")),
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "{what}: {} of {} series wrong, first ones:\n{}\n{}",
-        problems.len(),
-        expected.len(),
-        problems[..problems.len().min(10)].join("\n"),
-        topology.logs()
-    );
-    let files = [
-        topology.caches[0].whisper_files().len(),
-        topology.caches[1].whisper_files().len(),
-    ];
-    assert_eq!(
-        files, per_cache,
-        "{what}: whisper files per cache vs expected series per cache"
-    );
+    let per_cache = topology.check_single_points(what, &expected, series.ts);
     let total = expected.len();
     eprintln!(
         "[relay-tls] {what}: {total} series ({PLAIN} plain, {TAGGED} tagged) over TLS: cache 0 got {}, cache 1 got {}, none in both or neither, every value exact",
         per_cache[0], per_cache[1]
     );
-    for (c, n) in per_cache.iter().enumerate() {
-        assert!(
-            *n * 10 >= total,
-            "{what}: cache {c} got only {n} of {total} series"
-        );
-    }
+    topology.assert_both_caches_share(what, per_cache);
 }
 
 #[test]

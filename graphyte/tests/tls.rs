@@ -185,27 +185,8 @@ fn mutual_tls_accepts_the_right_client_certificate() {
 
 #[test]
 fn mutual_tls_refuses_a_client_without_a_certificate_or_with_a_stranger() {
-    let ca = Ca::new("graphyte test CA");
-    let clients = Ca::new("graphyte client CA");
-    let server = TlsServer::start(server_config(&ca.server(), Some(&clients)));
-    // No client certificate.
-    let e = refused(config(server.port, Tls::new().ca_pem(ca.pem())));
-    assert!(
-        e.to_string().contains("refused the TLS client certificate"),
-        "{e}"
-    );
-    // A certificate from a CA the server does not trust.
-    let stranger = Ca::new("stranger CA").leaf(&["client.internal"]);
-    let tls = Tls::new()
-        .ca_pem(ca.pem())
-        .client_auth(stranger.cert, stranger.key);
-    let e = refused(config(server.port, tls));
-    assert!(
-        e.to_string().contains("refused the TLS client certificate"),
-        "{e}"
-    );
-    assert_eq!(server.received_bytes(), 0, "a refused client sent data");
-    assert_eq!(server.errors().len(), 2, "{:?}", server.errors());
+    refusal("no client certificate");
+    refusal("a client certificate from a CA the server does not trust");
 }
 
 /// In TLS 1.2 the server checks the client certificate within the
@@ -215,10 +196,8 @@ fn tls_1_2_delivers_and_refuses_a_client_without_a_certificate() {
     let ca = Ca::new("graphyte test CA");
     let clients = Ca::new("graphyte client CA");
     let tls12 = &[&rustls::version::TLS12];
+    refusal("TLS 1.2 without a client certificate");
     let server = TlsServer::start(server_config_for(tls12, &ca.server(), Some(&clients)));
-    let e = refused(config(server.port, Tls::new().ca_pem(ca.pem())));
-    assert!(e.to_string().contains("TLS handshake failed"), "{e}");
-    assert_eq!(server.received_bytes(), 0);
     let client = clients.leaf(&["client.internal"]);
     let tls = Tls::new()
         .ca_pem(ca.pem())
@@ -232,22 +211,141 @@ fn tls_1_2_delivers_and_refuses_a_client_without_a_certificate() {
 // ---------------------------------------------------------------------------
 // Refusals: a clear error, nothing sent
 
+/// One refusal of the table: the server's side (from the server's CA and
+/// the CA of the client certificates it accepts), the client's TLS settings
+/// (from the same two), and what the error must be.
+struct Refusal {
+    name: &'static str,
+    server: fn(&Ca, &Ca) -> rustls::ServerConfig,
+    client: fn(&Ca, &Ca) -> Tls,
+    /// The rustls error behind the send's error, where one is required.
+    rustls: Option<fn(&rustls::Error) -> bool>,
+    /// Text the error's message must contain ("" for none).
+    says: &'static str,
+    /// The server's own handshake errors, where it checks the client.
+    server_errors: Option<usize>,
+}
+
+fn expired_leaf(ca: &Ca) -> tls_support::Leaf {
+    ca.leaf_with(&["localhost", "127.0.0.1"], |params| {
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    })
+}
+
+/// Every refusal by a TLS server, in one table.
+fn refusals() -> Vec<Refusal> {
+    vec![
+        Refusal {
+            name: "an unknown CA",
+            server: |ca, _| server_config(&ca.server(), None),
+            client: |_, _| Tls::new().ca_pem(Ca::new("another CA").pem()),
+            rustls: Some(|e| {
+                matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+                )
+            }),
+            says: "TLS handshake failed",
+            server_errors: None,
+        },
+        Refusal {
+            name: "a name mismatch",
+            server: |ca, _| server_config(&ca.server(), None),
+            client: |ca, _| {
+                Tls::new()
+                    .ca_pem(ca.pem())
+                    .server_name("graphite.example.com")
+            },
+            rustls: Some(|e| {
+                matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(
+                        CertificateError::NotValidForName
+                            | CertificateError::NotValidForNameContext { .. }
+                    )
+                )
+            }),
+            says: "",
+            server_errors: None,
+        },
+        Refusal {
+            name: "an expired certificate",
+            server: |ca, _| server_config(&expired_leaf(ca), None),
+            client: |ca, _| Tls::new().ca_pem(ca.pem()),
+            rustls: Some(|e| {
+                matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(
+                        CertificateError::Expired | CertificateError::ExpiredContext { .. }
+                    )
+                )
+            }),
+            says: "",
+            server_errors: None,
+        },
+        Refusal {
+            name: "no client certificate",
+            server: |ca, clients| server_config(&ca.server(), Some(clients)),
+            client: |ca, _| Tls::new().ca_pem(ca.pem()),
+            rustls: None,
+            says: "refused the TLS client certificate",
+            server_errors: Some(1),
+        },
+        Refusal {
+            name: "a client certificate from a CA the server does not trust",
+            server: |ca, clients| server_config(&ca.server(), Some(clients)),
+            client: |ca, _| {
+                let stranger = Ca::new("stranger CA").leaf(&["client.internal"]);
+                Tls::new()
+                    .ca_pem(ca.pem())
+                    .client_auth(stranger.cert, stranger.key)
+            },
+            rustls: None,
+            says: "refused the TLS client certificate",
+            server_errors: Some(1),
+        },
+        Refusal {
+            // In TLS 1.2 the server checks the client certificate within the
+            // handshake (in TLS 1.3 after it, which the transport waits for).
+            name: "TLS 1.2 without a client certificate",
+            server: |ca, clients| {
+                server_config_for(&[&rustls::version::TLS12], &ca.server(), Some(clients))
+            },
+            client: |ca, _| Tls::new().ca_pem(ca.pem()),
+            rustls: None,
+            says: "TLS handshake failed",
+            server_errors: None,
+        },
+    ]
+}
+
+/// Runs the refusal `name` of the table against a fresh server: the send
+/// fails with `Error::Io` carrying the rustls error and the words the table
+/// gives, and the server received not one byte. Returns the server.
+fn refusal(name: &str) -> TlsServer {
+    let case = refusals()
+        .into_iter()
+        .find(|case| case.name == name)
+        .unwrap_or_else(|| panic!("no refusal {name:?} in the table"));
+    let ca = Ca::new("graphyte test CA");
+    let clients = Ca::new("graphyte client CA");
+    let server = TlsServer::start((case.server)(&ca, &clients));
+    let e = refused(config(server.port, (case.client)(&ca, &clients)));
+    if let Some(expected) = case.rustls {
+        assert!(rustls_error(&e).is_some_and(expected), "{name}: {e}");
+    }
+    assert!(e.to_string().contains(case.says), "{name}: {e}");
+    assert_eq!(server.received_bytes(), 0, "{name}: the client sent data");
+    if let Some(n) = case.server_errors {
+        assert_eq!(server.errors().len(), n, "{name}: {:?}", server.errors());
+    }
+    server
+}
+
 #[test]
 fn an_unknown_ca_is_refused() {
-    let ca = Ca::new("graphyte test CA");
-    let server = TlsServer::start(server_config(&ca.server(), None));
-    let other = Ca::new("another CA");
-    let e = refused(config(server.port, Tls::new().ca_pem(other.pem())));
-    assert!(
-        matches!(
-            rustls_error(&e),
-            Some(rustls::Error::InvalidCertificate(
-                CertificateError::UnknownIssuer
-            ))
-        ),
-        "{e}"
-    );
-    assert!(e.to_string().contains("TLS handshake failed"), "{e}");
+    let server = refusal("an unknown CA");
     // The platform's roots do not know this CA either.
     if let Ok(sender) = Sender::new(config(server.port, Tls::new())) {
         sender.send_at("tls.refused", 1, 1_700_000_000).unwrap_err();
@@ -257,43 +355,12 @@ fn an_unknown_ca_is_refused() {
 
 #[test]
 fn a_name_mismatch_is_refused() {
-    let ca = Ca::new("graphyte test CA");
-    let server = TlsServer::start(server_config(&ca.server(), None));
-    let tls = Tls::new()
-        .ca_pem(ca.pem())
-        .server_name("graphite.example.com");
-    let e = refused(config(server.port, tls));
-    assert!(
-        matches!(
-            rustls_error(&e),
-            Some(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
-            ))
-        ),
-        "{e}"
-    );
-    assert_eq!(server.received_bytes(), 0);
+    refusal("a name mismatch");
 }
 
 #[test]
 fn an_expired_certificate_is_refused() {
-    let ca = Ca::new("graphyte test CA");
-    let expired = ca.leaf_with(&["localhost", "127.0.0.1"], |params| {
-        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
-    });
-    let server = TlsServer::start(server_config(&expired, None));
-    let e = refused(config(server.port, Tls::new().ca_pem(ca.pem())));
-    assert!(
-        matches!(
-            rustls_error(&e),
-            Some(rustls::Error::InvalidCertificate(
-                CertificateError::Expired | CertificateError::ExpiredContext { .. }
-            ))
-        ),
-        "{e}"
-    );
-    assert_eq!(server.received_bytes(), 0);
+    refusal("an expired certificate");
 }
 
 /// A plaintext TCP server: keeps what it reads; `answer` is written back

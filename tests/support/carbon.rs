@@ -6,34 +6,30 @@
 //! loopback ports, with all its state in a fresh temporary directory, and
 //! kills it when dropped.
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use super::child::{self, tail, ChildServer, Launch, Proto, Ready, StartError};
 use super::sha256;
 use super::whisper;
 
 /// Env var naming the virtualenv that holds carbon and whisper.
 pub const VENV_ENV: &str = "GRAPHYTE_CARBON_VENV";
+/// Env var that keeps each server's state directory after the test.
+/// Env var that keeps each server's state directory after the test.
+pub use super::child::KEEP_ENV;
 /// Env var that turns "carbon not available" (and every other skip, see
 /// [`super::skip`]) from a skip into a failure.
 pub use super::REQUIRE_ENV;
-/// Env var that keeps each server's state directory after the test.
-pub const KEEP_ENV: &str = "GRAPHYTE_KEEP_CARBON_STATE";
 
 /// How long carbon may take to listen on all its ports (it needs ~0.3-1 s).
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How many sets of ports to try when carbon cannot have the first ones.
 const START_ATTEMPTS: usize = 5;
-/// How often to check whether carbon is listening yet.
-const READY_POLL: Duration = Duration::from_millis(20);
 /// How often `wait_for_points` reads the whisper file again.
 const POINTS_POLL: Duration = Duration::from_millis(50);
 /// How many log lines a failure message shows.
@@ -117,67 +113,14 @@ struct Ports {
     cache_query: u16,
 }
 
-/// Ports this process has handed out already; never handed out twice, so
-/// servers started by parallel tests cannot pick the same ones.
-fn used_ports() -> &'static Mutex<HashSet<u16>> {
-    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
-    USED.get_or_init(Default::default)
-}
-
-/// Picks three distinct free loopback ports; the line port is free for both
-/// TCP and UDP. The probes stay bound until all three are chosen so the
-/// kernel cannot hand the same port out twice.
+/// Picks three distinct free loopback ports (the harness's
+/// [`child::pick_ports`]); the line port is free for both TCP and UDP.
 fn pick_ports() -> Ports {
-    let mut used = used_ports().lock().unwrap_or_else(|e| e.into_inner());
-    let mut probes = Vec::new();
-    let mut fresh_tcp = || -> u16 {
-        for _ in 0..100 {
-            let probe =
-                TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0 (TCP)");
-            let port = probe.local_addr().expect("local_addr").port();
-            probes.push(probe);
-            if !used.contains(&port) {
-                used.insert(port);
-                return port;
-            }
-        }
-        panic!("found no unused loopback TCP port in 100 tries");
-    };
-    let mut line = None;
-    for _ in 0..100 {
-        let port = fresh_tcp();
-        if UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            line = Some(port);
-            break;
-        }
-    }
-    let line = line.expect("found no loopback port free for both TCP and UDP in 100 tries");
-    let pickle = fresh_tcp();
-    let cache_query = fresh_tcp();
+    let ports = child::pick_ports(&[true, false, false]);
     Ports {
-        line,
-        pickle,
-        cache_query,
-    }
-}
-
-/// Makes a new, empty directory under the system temp dir.
-fn fresh_state_dir() -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "graphyte-carbon-{}-{n}-{nanos:08x}",
-            std::process::id()
-        ));
-        match fs::create_dir(&dir) {
-            Ok(()) => return dir,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("cannot create {}: {e}", dir.display()),
-        }
+        line: ports[0],
+        pickle: ports[1],
+        cache_query: ports[2],
     }
 }
 
@@ -224,131 +167,16 @@ ENABLE_TAGS = False
     )
 }
 
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Sockets bound to `port` according to /proc/net/`table` (`tcp`, `tcp6`,
-/// `udp`, `udp6`), as their inode numbers; for TCP only listening ones.
-/// `None` where /proc is not available.
-fn proc_sockets(table: &str, port: u16) -> Option<Vec<u64>> {
-    const TCP_LISTEN: &str = "0A";
-    let listen_only = table.starts_with("tcp");
-    let text = fs::read_to_string(format!("/proc/net/{table}")).ok()?;
-    let inodes = text
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            // sl local_address rem_address st queues tr retrnsmt uid timeout inode
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let local_port = fields
-                .get(1)?
-                .rsplit(':')
-                .next()
-                .and_then(|hex| u16::from_str_radix(hex, 16).ok())?;
-            let wanted = local_port == port && (!listen_only || fields.get(3)? == &TCP_LISTEN);
-            wanted.then(|| fields.get(9)?.parse().ok()).flatten()
-        })
-        .collect();
-    Some(inodes)
-}
-
-/// Inodes of the sockets process `pid` has open, from /proc/PID/fd.
-fn process_sockets(pid: u32) -> Option<HashSet<u64>> {
-    let entries = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    let inodes = entries
-        .flatten()
-        .filter_map(|entry| {
-            let target = fs::read_link(entry.path()).ok()?;
-            let target = target.to_str()?;
-            target
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
-        })
-        .collect();
-    Some(inodes)
-}
-
-/// Where a starting carbon-cache is.
-enum Readiness {
-    /// It listens on all its ports.
-    Ready,
-    /// Not yet.
-    Pending,
-    /// Another socket is bound to one of its ports: it would share the
-    /// traffic (carbon sets SO_REUSEPORT) or fail to bind.
-    Shared(String),
-}
-
-/// Readiness from /proc (Linux): carbon (process `pid`) is the only owner of
-/// a listening TCP socket on each port, and of a UDP socket on the line port.
-/// Exact, and it opens no connections, so carbon's log stays free of probes.
-fn proc_readiness(pid: u32, ports: Ports) -> Option<Readiness> {
-    let owned = process_sockets(pid)?;
-    let wanted = [
-        (ports.line, "tcp"),
-        (ports.line, "udp"),
-        (ports.pickle, "tcp"),
-        (ports.cache_query, "tcp"),
-    ];
-    let mut ready = true;
-    for (port, protocol) in wanted {
-        let mut sockets = proc_sockets(protocol, port)?;
-        sockets.extend(proc_sockets(&format!("{protocol}6"), port).unwrap_or_default());
-        match sockets.as_slice() {
-            [] => ready = false,
-            [inode] => ready &= owned.contains(inode),
-            several => {
-                return Some(Readiness::Shared(format!(
-                    "{} {protocol} sockets are bound to port {port}",
-                    several.len()
-                )))
-            }
-        }
-    }
-    Some(if ready {
-        Readiness::Ready
-    } else {
-        Readiness::Pending
-    })
-}
-
-/// Readiness where /proc is not available: all TCP ports accept.
-fn connect_readiness(ports: Ports) -> Readiness {
-    let all_accept = [ports.cache_query, ports.line, ports.pickle]
-        .into_iter()
-        .all(|port| {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-        });
-    if all_accept {
-        Readiness::Ready
-    } else {
-        Readiness::Pending
-    }
-}
-
-/// Why a start attempt failed.
-enum StartError {
-    /// Someone else has (one of) the ports: try other ones.
-    PortClash(String),
-    /// Anything else: give up.
-    Fatal(String),
-}
-
-/// A carbon-cache child process listening on loopback, with its state in a
-/// temporary directory. Killed, and the directory removed, on drop.
+/// A carbon-cache child process listening on loopback (through the one
+/// harness, [`super::child`]), with its state in a temporary directory.
+/// Killed, and the directory removed, on drop. It also exits when the test
+/// process dies: the wrapper it runs under watches a stdin pipe the test
+/// holds (not `PR_SET_PDEATHSIG`, so a carbon may be started or restarted
+/// on any thread).
 pub struct CarbonServer {
-    child: Child,
+    server: ChildServer,
     state_dir: PathBuf,
     ports: Ports,
-    /// Whether dropping this value removes `state_dir` (not for the
-    /// temporary value [`restart`](Self::restart) makes).
-    owns_state_dir: bool,
 }
 
 impl CarbonServer {
@@ -384,39 +212,32 @@ impl CarbonServer {
     }
 
     fn start_with(install: &Install) -> CarbonServer {
-        let state_dir = fresh_state_dir();
+        let state_dir = child::fresh_dir("carbon");
         for sub in ["conf", "storage/whisper", "storage/lists", "log", "run"] {
             fs::create_dir_all(state_dir.join(sub))
                 .unwrap_or_else(|e| panic!("cannot create {}: {e}", state_dir.display()));
         }
-        let mut failures = Vec::new();
-        for _ in 0..START_ATTEMPTS {
+        let (server, ports) = child::retry_on_clash("carbon-cache", START_ATTEMPTS, || {
             let ports = pick_ports();
-            match Self::try_start(install, &state_dir, ports) {
-                Ok(server) => return server,
-                Err(StartError::PortClash(why)) => failures.push(why),
-                Err(StartError::Fatal(why)) => {
-                    remove_state_dir(&state_dir);
-                    panic!("carbon-cache did not start: {why}");
-                }
-            }
+            Self::spawn(install, &state_dir, ports).map(|server| (server, ports))
+        });
+        CarbonServer {
+            server,
+            state_dir,
+            ports,
         }
-        remove_state_dir(&state_dir);
-        panic!(
-            "carbon-cache did not start in {START_ATTEMPTS} attempts, each lost a port:\n{}",
-            failures.join("\n---\n")
-        );
     }
 
-    fn try_start(install: &Install, state: &Path, ports: Ports) -> Result<Self, StartError> {
-        let fatal = |what: &str, e: io::Error| StartError::Fatal(format!("{what}: {e}"));
-        write_config(state, ports).map_err(|e| fatal("writing carbon.conf", e))?;
+    /// Writes the config and starts carbon on `ports`; ready when carbon
+    /// alone holds a listening TCP socket on each port and a UDP socket on
+    /// the line port (carbon sets SO_REUSEPORT, so it would silently share a
+    /// port with another carbon: that counts as a clash).
+    fn spawn(install: &Install, state: &Path, ports: Ports) -> Result<ChildServer, StartError> {
+        write_config(state, ports)
+            .map_err(|e| StartError::Fatal(format!("writing carbon.conf: {e}")))?;
         let pidfile = state.join("run/carbon-cache-a.pid");
         let _ = fs::remove_file(&pidfile);
-        let log_path = state.join("log/carbon.log");
-        let log = File::create(&log_path).map_err(|e| fatal("creating the log", e))?;
-        let log_err = log.try_clone().map_err(|e| fatal("cloning the log", e))?;
-        let child = Command::new(&install.python)
+        let launch = Launch::new("carbon-cache", &install.python, state)
             .arg("-c")
             .arg(WRAPPER)
             .arg(&install.script)
@@ -428,7 +249,6 @@ impl CarbonServer {
             .arg(format!("--logdir={}", state.join("log").display()))
             .arg("--nodaemon")
             .arg("start")
-            .current_dir(state)
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env_remove("PYTHONPATH")
@@ -436,70 +256,17 @@ impl CarbonServer {
             .env_remove("GRAPHITE_ROOT")
             .env_remove("GRAPHITE_CONF_DIR")
             .env_remove("GRAPHITE_STORAGE_DIR")
-            .stdin(Stdio::piped())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| fatal(&format!("spawning {}", install.python.display()), e))?;
-        let mut server = CarbonServer {
-            child,
-            state_dir: state.to_path_buf(),
-            ports,
-            owns_state_dir: true,
-        };
-        match server.wait_until_ready() {
-            Ok(()) => Ok(server),
-            Err(e) => {
-                server.stop();
-                // The caller owns the state dir (it may retry in it).
-                server.owns_state_dir = false;
-                Err(e)
-            }
-        }
-    }
-
-    /// Waits until carbon listens on all its ports, and checks that it is
-    /// the only one there (carbon sets SO_REUSEPORT, so it would silently
-    /// share a port with another carbon).
-    fn wait_until_ready(&mut self) -> Result<(), StartError> {
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log = self.console_log();
-                let message = format!(
-                    "carbon-cache exited with {status} while starting on {:?}; log tail:\n{}",
-                    self.ports,
-                    tail(&log, LOG_TAIL_LINES)
-                );
-                return Err(if log.contains("Address already in use") {
-                    StartError::PortClash(message)
-                } else {
-                    StartError::Fatal(message)
-                });
-            }
-            let readiness = proc_readiness(self.child.id(), self.ports)
-                .unwrap_or_else(|| connect_readiness(self.ports));
-            match readiness {
-                Readiness::Ready => return Ok(()),
-                Readiness::Pending => {}
-                Readiness::Shared(why) => return Err(StartError::PortClash(why)),
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(StartError::Fatal(format!(
-                    "carbon-cache did not listen on {:?} within {START_TIMEOUT:?}; log tail:\n{}",
-                    self.ports,
-                    tail(&self.console_log(), LOG_TAIL_LINES)
-                )));
-            }
-            thread::sleep(READY_POLL);
-        }
-    }
-
-    /// Kills carbon (it has nothing to flush that the tests still need) and
-    /// reaps it.
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            .stdin_pipe()
+            .log(state.join("log/carbon.log"))
+            .timeout(START_TIMEOUT)
+            .clash_marker("address already in use")
+            .ready(Ready::Sockets(vec![
+                (Proto::Tcp, ports.line),
+                (Proto::Udp, ports.line),
+                (Proto::Tcp, ports.pickle),
+                (Proto::Tcp, ports.cache_query),
+            ]));
+        ChildServer::spawn(&launch)
     }
 
     /// Kills carbon-cache with SIGKILL, like a crash, and waits until the
@@ -509,13 +276,13 @@ impl CarbonServer {
     /// second) are lost, as in any crash: carbon does not flush its cache
     /// even on SIGTERM.
     pub fn stop_process(&mut self) {
-        self.stop();
+        self.server.kill();
     }
 
     /// Whether the carbon-cache process is running (it may be stopped with
     /// SIGSTOP, which still counts as running).
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.server.is_running()
     }
 
     /// Starts carbon-cache again on the SAME ports with the same state
@@ -524,7 +291,7 @@ impl CarbonServer {
     /// is kept in `log/carbon.N.log`; [`console_log`](Self::console_log)
     /// shows the new run's. Panics if carbon cannot have its ports back.
     pub fn restart(&mut self) {
-        self.stop();
+        self.server.kill();
         let install = locate().unwrap_or_else(|why| panic!("{}", how_to_get_carbon(&why)));
         let log_dir = self.state_dir.join("log");
         let previous = (1..)
@@ -532,16 +299,13 @@ impl CarbonServer {
             .find(|path| !path.exists())
             .expect("a free log name");
         let _ = fs::rename(log_dir.join("carbon.log"), previous);
-        match Self::try_start(&install, &self.state_dir, self.ports) {
-            Ok(mut server) => {
-                // `server` shares our state dir: take its new process and let
-                // it drop our reaped one without removing the directory.
-                std::mem::swap(&mut self.child, &mut server.child);
-                server.owns_state_dir = false;
-            }
-            Err(StartError::PortClash(why) | StartError::Fatal(why)) => {
-                panic!("carbon-cache did not restart on {:?}: {why}", self.ports)
-            }
+        match Self::spawn(&install, &self.state_dir, self.ports) {
+            Ok(server) => self.server = server,
+            Err(e) => panic!(
+                "carbon-cache did not restart on {:?}: {}",
+                self.ports,
+                e.message()
+            ),
         }
     }
 
@@ -567,7 +331,7 @@ impl CarbonServer {
 
     /// The OS process id of carbon-cache.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
 
     /// The temporary directory holding conf/, storage/, log/ and run/.
@@ -685,18 +449,8 @@ impl CarbonServer {
 
 impl Drop for CarbonServer {
     fn drop(&mut self) {
-        self.stop();
-        if self.owns_state_dir {
-            remove_state_dir(&self.state_dir);
-        }
-    }
-}
-
-fn remove_state_dir(dir: &Path) {
-    if std::env::var_os(KEEP_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
-        let _ = writeln!(io::stderr(), "kept carbon state in {}", dir.display());
-    } else {
-        let _ = fs::remove_dir_all(dir);
+        self.server.kill();
+        child::remove_dir(&self.state_dir, "carbon");
     }
 }
 

@@ -5,7 +5,10 @@
 //!   and a reader for the whisper files it writes;
 //! - [`LineListener`] / [`UdpListener`]: plain loopback sinks that record
 //!   the exact bytes a client sends (the TCP one can stall or read slowly);
-//! - [`faults`]: timing, a watchdog, signals and accounting for the fault tests.
+//! - [`faults`]: timing, a watchdog, signals and accounting for the fault tests;
+//! - [`child`]: the one harness every server above runs on (start, wait until
+//!   ready, retry on a port clash, log printed on failure, killed on drop and
+//!   with the test); [`relay`] (carbon-c-relay) and [`vm`] (VictoriaMetrics).
 //!
 //! Carbon comes from the virtualenv that `./scripts/test` sets up (see
 //! [`carbon`]). Without it, [`CarbonServer::start_or_skip`] skips loudly,
@@ -21,12 +24,14 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod carbon;
+pub mod child;
 pub mod faults;
 pub mod listener;
 pub mod relay;
 pub mod rng;
 pub mod sha256;
 pub mod sys;
+pub mod vm;
 pub mod whisper;
 
 pub use carbon::CarbonServer;

@@ -36,20 +36,13 @@
 //! fails them under `./scripts/test`.
 
 use std::collections::BTreeMap;
-use std::collections::HashSet;
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::net::{Ipv4Addr, TcpListener};
-use std::os::raw::{c_int, c_ulong};
-use std::os::unix::process::CommandExt;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::carbon::CarbonServer;
+use super::child::{self, tail, ChildServer, Launch, Proto, Ready, StartError};
 
 /// Env var naming the carbon-c-relay binary (set by ./scripts/test).
 pub const RELAY_ENV: &str = "GRAPHYTE_RELAY_BIN";
@@ -60,52 +53,15 @@ pub const QUEUE: usize = 500_000;
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 const START_ATTEMPTS: usize = 5;
-const POLL: Duration = Duration::from_millis(20);
 const LOG_TAIL_LINES: usize = 40;
 /// A TLS listener's certificate and key, in the relay's directory.
 const TLS_PEM_FILE: &str = "listener.pem";
-
-extern "C" {
-    fn prctl(option: c_int, arg2: c_ulong, arg3: c_ulong, arg4: c_ulong, arg5: c_ulong) -> c_int;
-    fn getppid() -> c_int;
-}
-const PR_SET_PDEATHSIG: c_int = 1;
-const SIGKILL: c_ulong = 9;
 
 /// Finds carbon-c-relay: `$GRAPHYTE_RELAY_BIN`, else `carbon-c-relay` on
 /// `PATH`, else `<repo>/.relay/usr/bin/carbon-c-relay` (where
 /// ./scripts/test unpacks it by default).
 pub fn locate() -> Result<PathBuf, String> {
-    if let Some(bin) = std::env::var_os(RELAY_ENV).filter(|v| !v.is_empty()) {
-        let bin = PathBuf::from(bin);
-        return if bin.is_file() {
-            Ok(bin)
-        } else {
-            Err(format!("{RELAY_ENV}={} does not exist", bin.display()))
-        };
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("carbon-c-relay"))
-            .find(|bin| bin.is_file())
-    });
-    if let Some(bin) = on_path {
-        return Ok(bin);
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest
-        .ancestors()
-        .find(|dir| dir.join("scripts/test").is_file())
-        .unwrap_or(manifest);
-    let fallback = root.join(".relay/usr/bin/carbon-c-relay");
-    if fallback.is_file() {
-        Ok(fallback)
-    } else {
-        Err(format!(
-            "{RELAY_ENV} is not set, no carbon-c-relay on PATH and no {}",
-            fallback.display()
-        ))
-    }
+    child::locate_binary(RELAY_ENV, "carbon-c-relay", ".relay/usr/bin/carbon-c-relay")
 }
 
 fn how_to_get_relay(why: &str) -> String {
@@ -114,96 +70,6 @@ fn how_to_get_relay(why: &str) -> String {
          fetches Debian's package without root (apt-get download + dpkg-deb -x) and sets \
          {RELAY_ENV}; or point {RELAY_ENV} at a carbon-c-relay binary."
     )
-}
-
-/// Ports handed out by this module; never twice in one process.
-fn used_ports() -> &'static Mutex<HashSet<u16>> {
-    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
-    USED.get_or_init(Default::default)
-}
-
-/// A loopback TCP port free right now and not handed out before.
-fn pick_port() -> u16 {
-    let mut used = used_ports().lock().unwrap_or_else(|e| e.into_inner());
-    let mut probes = Vec::new();
-    for _ in 0..100 {
-        let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-        let port = probe.local_addr().expect("local_addr").port();
-        probes.push(probe);
-        if used.insert(port) {
-            return port;
-        }
-    }
-    panic!("found no unused loopback port in 100 tries");
-}
-
-fn fresh_dir() -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "graphyte-relay-{}-{n}-{nanos:08x}",
-            std::process::id()
-        ));
-        match fs::create_dir(&dir) {
-            Ok(()) => return dir,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("cannot create {}: {e}", dir.display()),
-        }
-    }
-}
-
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Inodes of the listening TCP sockets on `port` (IPv4 and IPv6), from
-/// /proc/net/tcp*; `None` without /proc.
-fn listening_sockets(port: u16) -> Option<Vec<u64>> {
-    let mut inodes = Vec::new();
-    for table in ["tcp", "tcp6"] {
-        let Ok(text) = fs::read_to_string(format!("/proc/net/{table}")) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let Some(local) = fields.get(1) else { continue };
-            let local_port = local
-                .rsplit(':')
-                .next()
-                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
-            if local_port == Some(port) && fields.get(3) == Some(&"0A") {
-                if let Some(inode) = fields.get(9).and_then(|i| i.parse().ok()) {
-                    inodes.push(inode);
-                }
-            }
-        }
-    }
-    fs::metadata("/proc/net/tcp").ok()?;
-    Some(inodes)
-}
-
-/// Inodes of the sockets process `pid` holds.
-fn process_sockets(pid: u32) -> HashSet<u64> {
-    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return HashSet::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let target = fs::read_link(entry.path()).ok()?;
-            target
-                .to_str()?
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
-        })
-        .collect()
 }
 
 /// What a relay is configured with.
@@ -265,16 +131,12 @@ impl RelayConfig {
     }
 }
 
-enum StartError {
-    PortClash(String),
-    Fatal(String),
-}
-
-/// A carbon-c-relay child process listening on 127.0.0.1, its config and log
-/// in a temporary directory. Killed (SIGKILL), and the directory removed,
-/// on drop.
+/// A carbon-c-relay child process listening on 127.0.0.1 (through the one
+/// harness, [`super::child`]), its config and log in a temporary directory.
+/// Killed (SIGKILL), and the directory removed, on drop.
 pub struct RelayServer {
-    child: Child,
+    /// The current run.
+    server: ChildServer,
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
@@ -286,38 +148,35 @@ pub struct RelayServer {
 impl RelayServer {
     /// Starts a relay with `config` on a free port; panics if it cannot.
     pub fn start(bin: &Path, config: RelayConfig) -> RelayServer {
-        let dir = fresh_dir();
-        let mut failures = Vec::new();
-        for _ in 0..START_ATTEMPTS {
-            let port = pick_port();
-            match Self::try_start(bin, &dir, port, &config, 1) {
-                Ok(relay) => return relay,
-                Err(StartError::PortClash(why)) => failures.push(why),
-                Err(StartError::Fatal(why)) => {
-                    let _ = fs::remove_dir_all(&dir);
-                    panic!("carbon-c-relay did not start: {why}");
-                }
-            }
+        let dir = child::fresh_dir("relay");
+        let (server, port) = child::retry_on_clash("carbon-c-relay", START_ATTEMPTS, || {
+            let port = child::pick_ports(&[false])[0];
+            Self::spawn(bin, &dir, port, &config, 1).map(|server| (server, port))
+        });
+        RelayServer {
+            server,
+            bin: bin.to_path_buf(),
+            dir,
+            port,
+            config,
+            runs: 1,
         }
-        let _ = fs::remove_dir_all(&dir);
-        panic!(
-            "carbon-c-relay did not start in {START_ATTEMPTS} attempts:\n{}",
-            failures.join("\n---\n")
-        );
     }
 
     fn log_path(dir: &Path, run: usize) -> PathBuf {
         dir.join(format!("relay.{run}.log"))
     }
 
-    fn try_start(
+    /// Writes the config (and a TLS listener's PEM) and starts run `run`;
+    /// ready when the relay alone listens on `port`.
+    fn spawn(
         bin: &Path,
         dir: &Path,
         port: u16,
         config: &RelayConfig,
         run: usize,
-    ) -> Result<RelayServer, StartError> {
-        let fatal = |what: &str, e: io::Error| StartError::Fatal(format!("{what}: {e}"));
+    ) -> Result<ChildServer, StartError> {
+        let fatal = |what: &str, e: std::io::Error| StartError::Fatal(format!("{what}: {e}"));
         let conf = dir.join("relay.conf");
         let pem = dir.join(TLS_PEM_FILE);
         if let Some(text) = &config.tls_pem {
@@ -325,126 +184,24 @@ impl RelayServer {
         }
         fs::write(&conf, config.render_in(port, &pem))
             .map_err(|e| fatal("writing relay.conf", e))?;
-        let log = File::create(Self::log_path(dir, run)).map_err(|e| fatal("creating log", e))?;
-        let log_err = log.try_clone().map_err(|e| fatal("cloning log", e))?;
-        let parent = std::process::id() as c_int;
-        let mut command = Command::new(bin);
-        command
+        let launch = Launch::new("carbon-c-relay", bin, dir)
             .arg("-f")
             .arg(&conf)
             .args(["-s", "-w", "2", "-q", &config.queue.to_string()])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
-        // SAFETY: prctl and getppid are async-signal-safe system calls; the
-        // closure allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                // Dies with the thread that started it (see the module docs);
-                // if that already happened, exit now.
-                if prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if getppid() != parent {
-                    return Err(io::Error::other("the test process is gone"));
-                }
-                Ok(())
-            });
-        }
-        let child = command
-            .spawn()
-            .map_err(|e| fatal(&format!("spawning {}", bin.display()), e))?;
-        let mut relay = RelayServer {
-            child,
-            bin: bin.to_path_buf(),
-            dir: dir.to_path_buf(),
-            port,
-            config: config.clone(),
-            runs: run,
-        };
-        match relay.wait_until_ready() {
-            Ok(()) => Ok(relay),
-            Err(e) => {
-                relay.kill();
-                // Not ours to remove: the caller may retry in it.
-                relay.dir = PathBuf::new();
-                Err(e)
-            }
-        }
-    }
-
-    /// Waits until the relay alone listens on its port.
-    fn wait_until_ready(&mut self) -> Result<(), StartError> {
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log = self.log();
-                let message = format!(
-                    "carbon-c-relay exited with {status} while starting on port {}; log tail:\n{}",
-                    self.port,
-                    tail(&log, LOG_TAIL_LINES)
-                );
-                return Err(if log.contains("in use") {
-                    StartError::PortClash(message)
-                } else {
-                    StartError::Fatal(message)
-                });
-            }
-            if let Some(sockets) = listening_sockets(self.port) {
-                let ours = process_sockets(self.child.id());
-                match sockets.as_slice() {
-                    [] => {}
-                    [inode] if ours.contains(inode) => return Ok(()),
-                    [_] => {} // someone else's, or ours not yet in fd/
-                    several => {
-                        return Err(StartError::PortClash(format!(
-                            "{} sockets listen on port {}",
-                            several.len(),
-                            self.port
-                        )))
-                    }
-                }
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(StartError::Fatal(format!(
-                    "carbon-c-relay did not listen on port {} within {START_TIMEOUT:?}; log:\n{}",
-                    self.port,
-                    tail(&self.log(), LOG_TAIL_LINES)
-                )));
-            }
-            thread::sleep(POLL);
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            .log(Self::log_path(dir, run))
+            .timeout(START_TIMEOUT)
+            .clash_marker("in use")
+            .ready(Ready::Sockets(vec![(Proto::Tcp, port)]));
+        ChildServer::spawn(&launch)
     }
 
     /// Stops the relay with SIGTERM, as an init system would, and waits
     /// until it exited (it tries to deliver its queues first, then drops
     /// what is left and logs how much: see
-    /// [`dropped_at_shutdown`](Self::dropped_at_shutdown)). Panics if it is
-    /// still running after 30 s.
+    /// [`reported_drops`](Self::reported_drops)). Panics if it is still
+    /// running after 30 s.
     pub fn terminate(&mut self) -> Duration {
-        let started = Instant::now();
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {}: {status}", self.child.id());
-        loop {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "carbon-c-relay still runs 30 s after SIGTERM; log:\n{}",
-                tail(&self.log(), LOG_TAIL_LINES)
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        self.server.terminate(Duration::from_secs(30))
     }
 
     /// Starts the relay again on the SAME port with the same config (killing
@@ -452,27 +209,25 @@ impl RelayServer {
     /// logs to its own file ([`log`](Self::log) is the current run's,
     /// [`all_logs`](Self::all_logs) every run's).
     pub fn restart(&mut self) {
-        self.kill();
+        self.server.kill();
         let run = self.runs + 1;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            match Self::try_start(&self.bin, &self.dir, self.port, &self.config, run) {
-                Ok(mut relay) => {
-                    std::mem::swap(&mut self.child, &mut relay.child);
+            match Self::spawn(&self.bin, &self.dir, self.port, &self.config, run) {
+                Ok(server) => {
+                    self.server = server;
                     self.runs = run;
-                    relay.dir = PathBuf::new();
                     return;
                 }
                 // The port may still be held for a moment by the old run.
                 Err(StartError::PortClash(_)) if Instant::now() < deadline => {
                     thread::sleep(Duration::from_millis(100))
                 }
-                Err(StartError::PortClash(why) | StartError::Fatal(why)) => {
-                    panic!(
-                        "carbon-c-relay did not restart on port {}: {why}",
-                        self.port
-                    )
-                }
+                Err(e) => panic!(
+                    "carbon-c-relay did not restart on port {}: {}",
+                    self.port,
+                    e.message()
+                ),
             }
         }
     }
@@ -482,16 +237,16 @@ impl RelayServer {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
 
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.server.is_running()
     }
 
     /// The current run's output (its log goes to stdout in the foreground).
     pub fn log(&self) -> String {
-        fs::read_to_string(Self::log_path(&self.dir, self.runs)).unwrap_or_default()
+        self.server.log()
     }
 
     /// Every run's output, oldest first.
@@ -531,15 +286,8 @@ impl RelayServer {
 
 impl Drop for RelayServer {
     fn drop(&mut self) {
-        self.kill();
-        if !self.dir.as_os_str().is_empty() {
-            if std::env::var_os(super::carbon::KEEP_ENV).is_some_and(|v| !v.is_empty() && v != "0")
-            {
-                let _ = writeln!(io::stderr(), "kept relay state in {}", self.dir.display());
-            } else {
-                let _ = fs::remove_dir_all(&self.dir);
-            }
-        }
+        self.server.kill();
+        child::remove_dir(&self.dir, "relay");
     }
 }
 
@@ -634,6 +382,99 @@ impl Topology {
                 return found;
             }
             thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The relay tests' one check that each series of `names` is in exactly
+    /// one cache (never both, never neither) and right there: `verify(name,
+    /// that cache's points)` returns what is wrong, if anything. Panics with
+    /// the first problems (and where a misplaced series was first seen, from
+    /// `first_seen`, what [`wait_for`](Self::wait_for) returned) and the
+    /// logs. Returns how many of `names` each cache holds.
+    pub fn check_each_in_one_cache(
+        &self,
+        what: &str,
+        names: &[String],
+        first_seen: &BTreeMap<String, [Vec<(u32, f64)>; 2]>,
+        verify: impl Fn(&str, &[(u32, f64)]) -> Option<String>,
+    ) -> [usize; 2] {
+        let mut per_cache = [0usize; 2];
+        let mut problems = Vec::new();
+        for name in names {
+            let holders = self.holders(name);
+            let [c] = holders.as_slice() else {
+                problems.push(format!(
+                    "{name} is in caches {holders:?} (first seen: {:?})",
+                    first_seen.get(name)
+                ));
+                continue;
+            };
+            per_cache[*c] += 1;
+            if let Some(problem) = verify(name, &self.points(name)[*c]) {
+                problems.push(problem);
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "{what}: {} of {} series wrong, first ones:\n{}\n{}",
+            problems.len(),
+            names.len(),
+            problems[..problems.len().min(10)].join("\n"),
+            self.logs()
+        );
+        per_cache
+    }
+
+    /// The check of the relay tests that send one point per series: waits
+    /// (60 s at most) until each series of `expected` (name as carbon
+    /// stores it, value) is on disk, gives a late copy time to be written
+    /// (carbon writes within about 1 s), then checks that each series is in
+    /// exactly one cache holding exactly `[(ts, value)]`, and that nothing
+    /// else is in either cache. Returns how many series each cache holds.
+    pub fn check_single_points(
+        &self,
+        what: &str,
+        expected: &[(String, f64)],
+        ts: u32,
+    ) -> [usize; 2] {
+        let names: Vec<String> = expected.iter().map(|(n, _)| n.clone()).collect();
+        let found = self.wait_for(&names, Duration::from_secs(60), |[a, b]| {
+            !a.is_empty() || !b.is_empty()
+        });
+        thread::sleep(Duration::from_millis(2500));
+        let values: BTreeMap<&str, f64> = expected.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        let per_cache = self.check_each_in_one_cache(what, &names, &found, |name, points| {
+            let value = values[name];
+            (points != [(ts, value)])
+                .then(|| format!("{name}: cache has {points:?}, expected [({ts}, {value})]"))
+        });
+        self.assert_nothing_else(what, per_cache);
+        per_cache
+    }
+
+    /// Nothing else in either cache (no relay statistics, no renamed
+    /// series): each holds exactly `per_cache` whisper files.
+    pub fn assert_nothing_else(&self, what: &str, per_cache: [usize; 2]) {
+        let files = [
+            self.caches[0].whisper_files().len(),
+            self.caches[1].whisper_files().len(),
+        ];
+        assert_eq!(
+            files, per_cache,
+            "{what}: whisper files per cache vs expected series per cache"
+        );
+    }
+
+    /// Consistent hashing over two members: each cache holds a real share
+    /// of the series (measured 35-65 %; under 10 % would mean the ring is not
+    /// used).
+    pub fn assert_both_caches_share(&self, what: &str, per_cache: [usize; 2]) {
+        let total = per_cache[0] + per_cache[1];
+        for (c, n) in per_cache.iter().enumerate() {
+            assert!(
+                *n * 10 >= total,
+                "{what}: cache {c} got only {n} of {total} series"
+            );
         }
     }
 

@@ -1,7 +1,8 @@
-//! Shared by `metrics_facade_listener.rs` and `metrics_facade_carbon.rs`: a
-//! library that knows only the `metrics` facade, the driver that calls it
-//! from several threads over several intervals, and what everything it
-//! recorded must add up to.
+//! Shared by `metrics_facade_listener.rs`, `metrics_facade_carbon.rs` and
+//! `metrics_facade_vm.rs`: a library that knows only the `metrics` facade,
+//! the driver that calls it from several threads over several intervals,
+//! what everything it recorded must add up to, and the one check of a store
+//! ([`drive_and_check`]) the carbon and VictoriaMetrics tests share.
 
 // Each test file uses part of it.
 #![allow(dead_code)]
@@ -139,4 +140,113 @@ pub fn expected() -> Expected {
             .map(|w| (w, last_request_value(w, REQUESTS - 1)))
             .collect(),
     }
+}
+
+/// When a series' points are complete.
+pub type Done<'a> = &'a dyn Fn(&[(u32, f64)]) -> bool;
+
+/// A store the facade's series can be read back from (carbon's whisper
+/// files, VictoriaMetrics' export): the points (Unix seconds, value) of a
+/// Graphite series.
+pub trait Store {
+    /// The points of `metric` once `done` holds for them, or what there
+    /// was when `timeout` ran out.
+    fn wait_until(&self, metric: &str, timeout: Duration, done: Done<'_>) -> Vec<(u32, f64)>;
+}
+
+pub fn sum(points: &[(u32, f64)]) -> f64 {
+    points.iter().map(|p| p.1).sum()
+}
+
+/// The value of the latest point.
+pub fn last(points: &[(u32, f64)]) -> Option<f64> {
+    points.iter().max_by_key(|p| p.0).map(|p| p.1)
+}
+
+/// The one driver of the facade tests against a store: with the recorder
+/// installed (prefix [`PREFIX`], tag [`HOST_TAG`], 1 s interval), calls the
+/// library ([`drive`]), shuts graphyte down (sending the interval in
+/// progress) and checks what `store` holds: counter sums equal to the
+/// calls, over 3 intervals; histogram `.count` and `.sum` exact over all
+/// intervals, the other fields once per interval with values and within
+/// the values recorded; gauges at the last value set; every point within
+/// the run. Returns every series name it checked.
+pub fn drive_and_check(store: &dyn Store, now: impl Fn() -> u32) -> Vec<String> {
+    let (started, ended) = drive(&now);
+    assert!(ended - started >= 3, "the calls took {} s", ended - started);
+    graphyte::shutdown().unwrap();
+
+    let expected = expected();
+    let timeout = Duration::from_secs(30);
+    let mut checked = Vec::new();
+    let in_run = |metric: &str, points: &[(u32, f64)]| {
+        for (ts, _) in points {
+            assert!(
+                (started - 1..=ended + 1).contains(ts),
+                "{metric}: point at {ts}, calls from {started} to {ended}: {points:?}"
+            );
+        }
+    };
+
+    // Counters: what the store holds adds up to the calls, over 3 intervals.
+    for &(route, n) in &expected.requests {
+        let metric = requests_series(route);
+        let points = store.wait_until(&metric, timeout, &|p| sum(p) == n as f64);
+        assert_eq!(sum(&points), n as f64, "{metric}: {points:?}");
+        let busy = points.iter().filter(|p| p.1 > 0.0).count();
+        assert!(busy >= 3, "{metric}: not over 3 intervals: {points:?}");
+        in_run(&metric, &points);
+        checked.push(metric);
+    }
+    let metric = bytes_series();
+    let points = store.wait_until(&metric, timeout, &|p| sum(p) == expected.bytes as f64);
+    assert_eq!(sum(&points), expected.bytes as f64, "{metric}: {points:?}");
+    checked.push(metric);
+
+    // Histograms: count and sum exact over all intervals; min and max of
+    // each interval within the values recorded.
+    for &(route, n, total) in &expected.latency {
+        let metric = latency_series(route, "count");
+        let counts = store.wait_until(&metric, timeout, &|p| sum(p) == n as f64);
+        assert_eq!(sum(&counts), n as f64, "{metric}: {counts:?}");
+        in_run(&metric, &counts);
+        checked.push(metric);
+        let metric = latency_series(route, "sum");
+        let sums = store.wait_until(&metric, timeout, &|p| sum(p) == total);
+        assert_eq!(sum(&sums), total, "{metric}: {sums:?}");
+        checked.push(metric);
+        let busy = counts.iter().filter(|p| p.1 > 0.0).count();
+        for field in ["min", "max", "mean", "p50", "p90", "p99"] {
+            let metric = latency_series(route, field);
+            let points = store.wait_until(&metric, timeout, &|p| p.len() >= busy);
+            assert_eq!(
+                points.len(),
+                busy,
+                "{metric}: {points:?} for counts {counts:?}"
+            );
+            assert!(
+                points.iter().all(|p| (0.0..=3.75).contains(&p.1)),
+                "{metric}: {points:?}"
+            );
+            checked.push(metric);
+        }
+    }
+
+    // Gauges: the latest point is the last value set.
+    for &(w, v) in &expected.last_request {
+        let metric = last_request_series(w);
+        let points = store.wait_until(&metric, timeout, &|p| last(p) == Some(v));
+        assert_eq!(last(&points), Some(v), "{metric}: {points:?}");
+        in_run(&metric, &points);
+        checked.push(metric);
+    }
+    let metric = in_flight_series();
+    let points = store.wait_until(&metric, timeout, &|p| p.len() >= 3 && last(p) == Some(0.0));
+    assert_eq!(last(&points), Some(0.0), "{metric}: {points:?}");
+    assert!(
+        points.iter().all(|p| (0.0..=THREADS as f64).contains(&p.1)),
+        "{metric}: {points:?}"
+    );
+    checked.push(metric);
+    checked
 }
