@@ -239,6 +239,9 @@ struct Received {
     first: Option<Instant>,
 }
 
+/// How a server reads an accepted connection.
+type Wrap = dyn Fn(TcpStream) -> Box<dyn Read + Send> + Send + Sync;
+
 /// A TCP server on one loopback address that records what each connection
 /// received and how it ended. It never writes.
 struct TcpServer {
@@ -251,6 +254,11 @@ struct TcpServer {
 
 impl TcpServer {
     fn bind(ip: Ipv4Addr, port: u16) -> io::Result<TcpServer> {
+        Self::bind_with(ip, port, Arc::new(|stream| Box::new(stream)))
+    }
+
+    /// A server that reads each connection through `wrap` (TLS).
+    fn bind_with(ip: Ipv4Addr, port: u16, wrap: Arc<Wrap>) -> io::Result<TcpServer> {
         let listener = TcpListener::bind((ip, port))?;
         let addr = listener.local_addr()?;
         let received = Arc::new(Mutex::new(Received::default()));
@@ -263,10 +271,11 @@ impl TcpServer {
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    let Ok(mut stream) = stream else { continue };
+                    let Ok(stream) = stream else { continue };
                     if let Ok(handle) = stream.try_clone() {
                         lock(&open).push(handle);
                     }
+                    let mut stream = wrap(stream);
                     let index = {
                         let mut r = lock(&received);
                         r.conns.push(Conn::default());
@@ -322,14 +331,20 @@ impl TcpServer {
         }
     }
 
-    /// Waits until every connection has ended (the client closed it).
-    fn wait_all_ended(&self) {
+    /// Waits until at least `n` connections were accepted and every one
+    /// has ended (the client closed it).
+    fn wait_ended(&self, n: usize) {
         let until = Instant::now() + PATIENCE;
-        while self.conns().iter().any(|c| c.ended.is_none()) {
+        loop {
+            let conns = self.conns();
+            if conns.len() >= n && conns.iter().all(|c| c.ended.is_some()) {
+                return;
+            }
             assert!(
                 Instant::now() < until,
-                "{}: a connection never ended",
-                self.addr
+                "{}: {} of {n} connections accepted, not all ended",
+                self.addr,
+                conns.len()
             );
             thread::sleep(Duration::from_millis(5));
         }
@@ -349,9 +364,14 @@ impl Drop for TcpServer {
 
 /// A TCP server on 127.0.0.2 and one on 127.0.0.3, on the same port.
 fn tcp_pair() -> (TcpServer, TcpServer) {
+    tcp_pair_with(Arc::new(|stream| Box::new(stream)))
+}
+
+/// [`tcp_pair`], reading through `wrap`.
+fn tcp_pair_with(wrap: Arc<Wrap>) -> (TcpServer, TcpServer) {
     for _ in 0..50 {
-        let old = TcpServer::bind(OLD, 0).expect("bind 127.0.0.2");
-        if let Ok(new) = TcpServer::bind(NEW, old.addr.port()) {
+        let old = TcpServer::bind_with(OLD, 0, wrap.clone()).expect("bind 127.0.0.2");
+        if let Ok(new) = TcpServer::bind_with(NEW, old.addr.port(), wrap.clone()) {
             return (old, new);
         }
     }
@@ -557,9 +577,15 @@ fn move_server(
     }
     let stopping = Instant::now();
     sender.stop().expect("stop delivers everything");
+    let follow = arrived.saturating_duration_since(changed);
+    // Within the next refresh (plus a write), not at some later reconnect.
+    assert!(
+        follow < REFRESH * 2 + Duration::from_secs(1),
+        "{case}: followed after {follow:?}"
+    );
     Moved {
         sent,
-        follow: arrived.saturating_duration_since(changed),
+        follow,
         stopping,
     }
 }
@@ -574,8 +600,8 @@ fn check_tcp_move(
     moved: &Moved,
 ) {
     let port = old.addr.port();
-    old.wait_all_ended();
-    new.wait_all_ended();
+    old.wait_ended(1);
+    new.wait_ended(1);
     let (old_conns, new_conns) = (old.conns(), new.conns());
     assert_eq!(old_conns.len(), 1, "{case}: connections to the old address");
     assert_eq!(new_conns.len(), 1, "{case}: connections to the new address");
@@ -752,7 +778,7 @@ fn every_address_is_tried_before_backing_off() {
             .unwrap_or_else(|e| panic!("send {i}: {e}"));
     }
     sender.stop().unwrap();
-    server.wait_all_ended();
+    server.wait_ended(1);
     let conns = server.conns();
     assert_eq!(conns.len(), 1);
     assert_eq!(numbers("two", &conns[0].data), (0..50).collect::<Vec<_>>());
@@ -813,7 +839,7 @@ fn a_numeric_host_is_never_resolved_again() {
         logged(Level::Debug, &format!("{OLD}: resolved")),
         Vec::<String>::new()
     );
-    server.wait_all_ended();
+    server.wait_ended(2);
     let conns = server.conns();
     assert_eq!(conns.len(), 2, "one connection each");
     for conn in &conns {
@@ -865,8 +891,8 @@ fn zero_refresh_resolves_only_when_connecting() {
     }
     send_for(Duration::from_millis(200));
     sender.stop().unwrap();
-    old.wait_all_ended();
-    new.wait_all_ended();
+    old.wait_ended(1);
+    new.wait_ended(1);
     let old_lines = numbers("zero", &old.conns()[0].data);
     let new_lines: Vec<u64> = new
         .conns()
@@ -882,6 +908,40 @@ fn zero_refresh_resolves_only_when_connecting() {
     all.dedup();
     assert_eq!(all.len(), len, "a line sent twice");
     assert_eq!(*all.last().unwrap(), sent - 1);
+}
+
+// --- TLS ---------------------------------------------------------------------
+
+#[cfg(feature = "tls")]
+#[path = "../graphyte/tests/tls_support/mod.rs"]
+mod tls_support;
+
+/// Run by `./scripts/test` with the root package's feature `tls`.
+#[cfg(feature = "tls")]
+#[test]
+fn tls_moves_with_a_new_handshake() {
+    let _serial = serial();
+    let Some(mut hosts) = hosts_or_skip() else {
+        return;
+    };
+    let name = format!("tls.{DOMAIN}");
+    let ca = tls_support::Ca::new("dns_follow CA");
+    let config = Arc::new(tls_support::server_config(&ca.leaf(&[&name]), None));
+    let (old, new) = tcp_pair_with(Arc::new(move |stream| {
+        let conn = rustls::ServerConnection::new(config.clone()).expect("a TLS server");
+        Box::new(rustls::StreamOwned::new(conn, stream))
+    }));
+    hosts.set_lines(&hosts_line(OLD, &name));
+    let config = Config::new(&name)
+        .port(old.addr.port())
+        .tls(graphyte::Tls::new().ca_pem(ca.pem()))
+        .interval(INTERVAL)
+        .dns_refresh(REFRESH)
+        .timeout(Duration::from_secs(2));
+    let sender = Sender::new(config).unwrap();
+    let moved = move_server("tls", &mut hosts, &name, &sender, || new.first());
+    // The old connection ended with the client's close_notify.
+    check_tcp_move("tls", &name, &old, &new, &sender, &moved);
 }
 
 // --- A name server that never answers -----------------------------------------
@@ -916,13 +976,33 @@ fn a_hanging_name_server_holds_nothing_past_the_timeout() {
             }
         })
     };
+    let timeout = Duration::from_secs(1);
+    // A synchronous sender connected by name before the name server hangs;
+    // then its hosts entry goes, so that its refresh asks the name server.
+    let Some(mut hosts) = hosts_or_skip() else {
+        return;
+    };
+    let connected_name = format!("hang-refresh.{DOMAIN}");
+    let server = TcpServer::bind(OLD, 0).unwrap();
+    let port = server.addr.port();
+    hosts.set_lines(&hosts_line(OLD, &connected_name));
+    let connected = Sender::new(
+        Config::new(&connected_name)
+            .port(port)
+            .dns_refresh(REFRESH)
+            .timeout(timeout),
+    )
+    .unwrap();
+    connected.send_at("dns.hang_refresh.n0", 0u64, TS).unwrap();
+    hosts.set_lines("");
+    let refresh_due = Instant::now() + REFRESH;
+
     // The C library waits 6 s for the silent server, far longer than the
     // 1 s graphyte may wait.
     resolv.replace(&format!(
         "{MARK}\nnameserver {SILENT_DNS}\noptions timeout:6 attempts:1\n"
     ));
     let name = format!("hang.{DOMAIN}");
-    let timeout = Duration::from_secs(1);
     let bound = timeout + Duration::from_millis(750);
     // A plain lookup alongside: it must still be waiting at the end.
     let plain = {
@@ -948,6 +1028,7 @@ fn a_hanging_name_server_holds_nothing_past_the_timeout() {
         "{e}"
     );
     assert!(sync_took < bound, "the send took {sync_took:?}");
+    println!("[dns] a synchronous send: {e}");
     drop(sync);
 
     // Interval mode: `stop` gives up on the queued lines within the timeout.
@@ -982,6 +1063,37 @@ fn a_hanging_name_server_holds_nothing_past_the_timeout() {
         queries.load(Ordering::SeqCst) > 0,
         "no query reached the silent name server"
     );
+
+    // The connected sender's refresh gets no answer: its sends go on over
+    // the connection in use, none held past the timeout, and it says so once.
+    assert!(Instant::now() >= refresh_due);
+    let mut slowest = Duration::ZERO;
+    for i in 1..=20u64 {
+        let started = Instant::now();
+        connected
+            .send_at(&format!("dns.hang_refresh.n{i}"), i, TS)
+            .unwrap_or_else(|e| panic!("send {i} while the name server hangs: {e}"));
+        slowest = slowest.max(started.elapsed());
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(slowest < bound, "a send took {slowest:?}");
+    let warned = logged(Level::Warn, &format!("{connected_name}: "));
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].contains("the name server did not answer within 1s")
+            && warned[0].ends_with(&format!(
+                "staying on {OLD}:{port} (said once until it works again)"
+            )),
+        "{warned:?}"
+    );
+    connected.stop().unwrap();
+    server.wait_ended(1);
+    let conns = server.conns();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(
+        numbers("hang_refresh", &conns[0].data),
+        (0..=20).collect::<Vec<_>>()
+    );
     drop(resolv);
     stop.store(true, Ordering::SeqCst);
     listener.join().unwrap();
@@ -989,5 +1101,6 @@ fn a_hanging_name_server_holds_nothing_past_the_timeout() {
         .ms("dns.hang.sync_send_ms", sync_took, "a synchronous send to a name whose name server never answers, timeout 1 s: until it returned ResolveTimedOut")
         .ms("dns.hang.stop_ms", stop_took, "stop of an interval sender whose thread waits for that name server, timeout 1 s")
         .ms("dns.hang.drop_ms", drop_took, "Drop of such a sender, timeout 1 s")
+        .ms("dns.hang.refresh_send_ms", slowest, "the slowest of 20 synchronous sends on a working connection whose refresh asks that name server, timeout 1 s")
         .write();
 }

@@ -382,6 +382,34 @@ mod tests {
         assert_eq!(r.refresh, None);
     }
 
+    /// `localhost` comes from the hosts file on every system.
+    #[test]
+    fn a_refresh_moves_only_when_the_address_in_use_is_gone() {
+        let mut r = Resolver::new("localhost", 2003, Duration::from_secs(5));
+        r.set_refresh(Duration::from_secs(1));
+        let deadline = || Instant::now() + Duration::from_secs(5);
+        let addrs = r.resolve(deadline()).expect("localhost resolves");
+        r.connected(addrs[0]);
+        // Not due yet: nothing is looked up.
+        assert_eq!(r.moved(deadline()), None);
+        assert!(r.lookup.is_none());
+        // Due, and the address in use is in the answer: stay.
+        r.due = Some(Instant::now());
+        assert_eq!(r.moved(deadline()), None);
+        assert!(
+            r.due.unwrap() > Instant::now(),
+            "the next refresh is scheduled"
+        );
+        // Due, and the address in use is not in the answer: move.
+        let gone: SocketAddr = "127.0.0.254:2003".parse().unwrap();
+        r.connected(gone);
+        r.due = Some(Instant::now());
+        assert_eq!(r.moved(deadline()), Some(addrs.clone()));
+        // Closed: no refresh until the next connect.
+        r.disconnected();
+        assert_eq!(r.moved(deadline()), None);
+    }
+
     #[test]
     fn a_timeout_names_the_host() {
         let e = ResolveTimedOut {
