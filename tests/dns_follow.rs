@@ -618,9 +618,14 @@ fn check_tcp_move(
     assert_exactly_once(&old_lines, &new_lines, moved.sent);
     let stats = sender.stats();
     assert_eq!(
-        (stats.sent, stats.send_errors, stats.dropped),
-        (moved.sent, 0, 0),
-        "{stats:?}"
+        (
+            stats.sent,
+            stats.send_errors,
+            stats.dropped,
+            stats.reconnects
+        ),
+        (moved.sent, 0, 0, 0),
+        "{stats:?} (a move is not a reconnect: no connection was lost)"
     );
     let change = format!("{name}: now {NEW}:{port}, was {OLD}:{port}");
     let infos = logged(Level::Info, &format!("{name}:"));
@@ -1032,11 +1037,19 @@ fn a_hanging_name_server_holds_nothing_past_the_timeout() {
     drop(sync);
 
     // Interval mode: `stop` gives up on the queued lines within the timeout.
+    // Its sends only queue: no caller waits for the name server.
     let interval = Sender::new(Config::new(&name).interval(INTERVAL).timeout(timeout)).unwrap();
+    let mut slowest_queued = Duration::ZERO;
     for i in 0..20 {
+        let started = Instant::now();
         interval.send_at("dns.hang.interval", i, TS).unwrap();
+        slowest_queued = slowest_queued.max(started.elapsed());
+        thread::sleep(Duration::from_millis(15));
     }
-    thread::sleep(Duration::from_millis(300));
+    assert!(
+        slowest_queued < Duration::from_millis(100),
+        "an interval-mode send took {slowest_queued:?}"
+    );
     let started = Instant::now();
     match interval.stop() {
         Err(Error::Undelivered { pending: 20, .. }) => {}
@@ -1045,6 +1058,18 @@ fn a_hanging_name_server_holds_nothing_past_the_timeout() {
     let stop_took = started.elapsed();
     assert!(stop_took < bound, "stop took {stop_took:?}");
     assert_eq!(interval.stats().dropped, 20);
+
+    // `flush` of a sender whose thread waits for the name server.
+    let flushed = Sender::new(Config::new(&name).interval(INTERVAL).timeout(timeout)).unwrap();
+    flushed.send_at("dns.hang.flush", 1, TS).unwrap();
+    let started = Instant::now();
+    match flushed.flush() {
+        Err(Error::Undelivered { pending: 1, .. }) => {}
+        other => panic!("expected 1 undelivered, got {other:?}"),
+    }
+    let flush_took = started.elapsed();
+    assert!(flush_took < bound, "flush took {flush_took:?}");
+    flushed.stop_within(Duration::ZERO).unwrap_err();
 
     // And `Drop` of a sender whose thread is waiting for the name server.
     let dropped = Sender::new(Config::new(&name).interval(INTERVAL).timeout(timeout)).unwrap();
@@ -1101,6 +1126,8 @@ fn a_hanging_name_server_holds_nothing_past_the_timeout() {
         .ms("dns.hang.sync_send_ms", sync_took, "a synchronous send to a name whose name server never answers, timeout 1 s: until it returned ResolveTimedOut")
         .ms("dns.hang.stop_ms", stop_took, "stop of an interval sender whose thread waits for that name server, timeout 1 s")
         .ms("dns.hang.drop_ms", drop_took, "Drop of such a sender, timeout 1 s")
+        .ms("dns.hang.flush_ms", flush_took, "flush of such a sender, timeout 1 s")
+        .us("dns.hang.queued_send_us", slowest_queued, "the slowest of 20 interval-mode sends while the sender's thread waits for that name server")
         .ms("dns.hang.refresh_send_ms", slowest, "the slowest of 20 synchronous sends on a working connection whose refresh asks that name server, timeout 1 s")
         .write();
 }
