@@ -96,14 +96,16 @@ impl TcpTransport {
     }
 
     /// Moves to the new address when a refresh found the host elsewhere
-    /// (see the type's docs).
+    /// (see the type's docs). The connect gets at most half the time left,
+    /// so that the write still has the other half when the new address
+    /// does not answer and the old connection stays.
     fn follow(&mut self, deadline: Instant) {
         let Some(addrs) = self.resolver.moved(deadline) else {
             return;
         };
         let opened = self
             .limit(deadline)
-            .and_then(|limit| self.open(&addrs, limit));
+            .and_then(|limit| self.open(&addrs, limit / 2));
         match opened {
             Ok((stream, addr)) => {
                 self.close();

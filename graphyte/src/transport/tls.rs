@@ -274,9 +274,10 @@ impl Transport for TlsTransport {
         } else {
             self.check_incoming()?;
             if let Some(addrs) = self.resolver.moved(deadline) {
+                // Half the time at most, as TcpTransport: the write keeps the rest.
                 match self
                     .limit(deadline)
-                    .and_then(|limit| self.open(&addrs, limit))
+                    .and_then(|limit| self.open(&addrs, limit / 2))
                 {
                     Ok((live, addr)) => {
                         self.close();
