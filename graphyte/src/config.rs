@@ -47,6 +47,7 @@ pub const DEFAULT_QUEUE_SIZE: usize = 250_000;
 /// | [`batch_size`](Config::batch_size) | 1000 lines | interval mode: lines per write | 0: refused |
 /// | [`protocol`](Config::protocol) | TCP | or UDP | |
 /// | [`udp_max_datagram`](Config::udp_max_datagram) | 1432 bytes | UDP: the largest datagram | clamped to 1..=65,507 |
+/// | [`dns_refresh`](Config::dns_refresh) | 60 s | while connected, resolve a host name again this often and move to a new address | zero: only when connecting; under 1 s: 1 s |
 /// | [`tag`](Config::tag) | none | tags added to every line; per-call tags win | an invalid tag: refused |
 /// | [`log_sends`](Config::log_sends) | false | log each send at INFO (target `graphyte`) | |
 /// | [`self_metrics`](Config::self_metrics) | false | interval mode: also send graphyte's own counters | |
@@ -70,6 +71,7 @@ pub struct Config {
     pub(crate) batch_size: usize,
     pub(crate) protocol: Protocol,
     pub(crate) udp_max_datagram: usize,
+    pub(crate) dns_refresh: Duration,
     pub(crate) tags: Vec<(String, String)>,
     pub(crate) log_sends: bool,
     pub(crate) self_metrics: bool,
@@ -107,6 +109,7 @@ impl Config {
             batch_size: DEFAULT_BATCH_SIZE,
             protocol: Protocol::Tcp,
             udp_max_datagram: crate::transport::DEFAULT_MAX_DATAGRAM,
+            dns_refresh: crate::transport::DEFAULT_DNS_REFRESH,
             tags: Vec::new(),
             log_sends: false,
             self_metrics: false,
@@ -180,6 +183,33 @@ impl Config {
     /// 1..=65,507, the largest UDP payload over IPv4). Lines are never split.
     pub fn udp_max_datagram(mut self, bytes: usize) -> Config {
         self.udp_max_datagram = bytes;
+        self
+    }
+
+    /// While a connection works, resolve the host name again every `period`
+    /// (default 60 s) and follow the server when its address changes (a
+    /// relay behind a DNS name, failover by DNS, a Kubernetes headless
+    /// service). `Duration::ZERO` resolves only when connecting (after an
+    /// error); under 1 s means 1 s. A numeric host is never resolved again.
+    ///
+    /// The lookup runs in interval mode on the background thread, never on
+    /// the caller's; in synchronous mode the send that falls due does it,
+    /// within the timeout. Over TCP (and TLS), when the connected address is
+    /// no longer in the answer, the batch in flight completes on the old
+    /// connection, which is then closed, and the next one goes over a new
+    /// connection to the first new address that accepts: nothing is lost or
+    /// sent twice. When none accepts, sending stays on the old connection
+    /// until the next period. Over UDP the next datagram goes to the new
+    /// address. The change is logged once at INFO (target `graphyte`):
+    /// `graphite.example.com: now 10.0.0.7:2003, was 10.0.0.5:2003`.
+    ///
+    /// Every lookup (here and when connecting) is bounded by the
+    /// [`timeout`](Config::timeout): a name server that does not answer
+    /// fails a connect with
+    /// [`Error::ResolveTimedOut`](crate::Error::ResolveTimedOut), and a
+    /// refresh that gets no answer keeps the connection in use.
+    pub fn dns_refresh(mut self, period: Duration) -> Config {
+        self.dns_refresh = period;
         self
     }
 
@@ -327,6 +357,7 @@ impl fmt::Debug for Config {
             .field("queue_size", &self.queue_size)
             .field("batch_size", &self.batch_size)
             .field("protocol", &self.protocol)
+            .field("dns_refresh", &self.dns_refresh)
             .field("tags", &self.tags)
             .field("log_sends", &self.log_sends)
             .field("self_metrics", &self.self_metrics)

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use crate::validate::{self, Invalid};
 
@@ -86,6 +87,15 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// The server's host name could not be resolved in time: the name server
+    /// did not answer within the timeout (or the call's deadline). Nothing
+    /// was sent; the next attempt waits like after a failed connect.
+    ResolveTimedOut {
+        /// The host name, e.g. `graphite.example.com`.
+        host: String,
+        /// How long the lookup was waited for.
+        after: Duration,
+    },
     /// Interval mode: the queue already holds `capacity` lines, so this one was
     /// dropped (and counted in [`Stats::dropped`](crate::Stats::dropped)).
     QueueFull {
@@ -136,6 +146,10 @@ impl fmt::Display for Error {
             }
             Error::AlreadyInitialized => f.write_str("graphyte::init was already called"),
             Error::Io { addr, source } => write!(f, "sending to {addr} failed: {source}"),
+            Error::ResolveTimedOut { host, after } => write!(
+                f,
+                "resolving {host} timed out after {after:?}: the name server did not answer"
+            ),
             Error::QueueFull { capacity } => write!(
                 f,
                 "graphyte queue is full ({capacity} lines); the metric was dropped"

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::log_limit::{LineCount, LogLimiter};
 use crate::stats::{Counters, Stats};
 use crate::sync::{deadline_after, lock};
-use crate::transport::{SendError, Transport};
+use crate::transport::{ResolveTimedOut, SendError, Transport};
 
 /// First wait after a failed connect; doubles on each further failure.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -173,10 +173,7 @@ impl Link {
                     }
                 }
                 Err(Failed {
-                    error: Error::Io {
-                        addr: self.address.clone(),
-                        source: error.source,
-                    },
+                    error: io_error(&self.address, error.source),
                     delivered,
                 })
             }
@@ -193,6 +190,24 @@ impl Link {
         let mut conn = lock(&self.conn);
         conn.transport.close();
         conn.connected = false;
+    }
+}
+
+/// The error of a failed write to `addr`: a lookup that timed out is
+/// [`Error::ResolveTimedOut`], anything else [`Error::Io`].
+fn io_error(addr: &str, source: std::io::Error) -> Error {
+    match source
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<ResolveTimedOut>())
+    {
+        Some(timed_out) => Error::ResolveTimedOut {
+            host: timed_out.host.clone(),
+            after: timed_out.after,
+        },
+        None => Error::Io {
+            addr: addr.to_owned(),
+            source,
+        },
     }
 }
 

@@ -104,21 +104,25 @@ impl Sender {
                 #[cfg(feature = "tls")]
                 Protocol::Tcp if config.tls.is_some() => {
                     let tls = config.tls.as_ref().expect("checked by the guard");
-                    Box::new(crate::transport::TlsTransport::new(
-                        &config.host,
-                        config.port,
-                        config.timeout,
-                        tls,
-                    )?)
+                    Box::new(
+                        crate::transport::TlsTransport::new(
+                            &config.host,
+                            config.port,
+                            config.timeout,
+                            tls,
+                        )?
+                        .dns_refresh(config.dns_refresh),
+                    )
                 }
-                Protocol::Tcp => {
-                    Box::new(TcpTransport::new(&config.host, config.port, config.timeout))
-                }
-                Protocol::Udp => Box::new(UdpTransport::new(
-                    &config.host,
-                    config.port,
-                    config.udp_max_datagram,
-                )),
+                Protocol::Tcp => Box::new(
+                    TcpTransport::new(&config.host, config.port, config.timeout)
+                        .dns_refresh(config.dns_refresh),
+                ),
+                Protocol::Udp => Box::new(
+                    UdpTransport::new(&config.host, config.port, config.udp_max_datagram)
+                        .lookup_timeout(config.timeout)
+                        .dns_refresh(config.dns_refresh),
+                ),
             },
         };
         let log_period = config.interval.unwrap_or(SYNC_LOG_PERIOD);

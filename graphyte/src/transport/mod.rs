@@ -11,12 +11,14 @@
 //! other way (the equivalent of overriding `send_socket` in Python graphyte).
 
 mod capture;
+mod resolve;
 mod tcp;
 #[cfg(feature = "tls")]
 mod tls;
 mod udp;
 
 pub use capture::CaptureTransport;
+pub(crate) use resolve::{ResolveTimedOut, DEFAULT_DNS_REFRESH};
 pub use tcp::TcpTransport;
 #[cfg(feature = "tls")]
 pub use tls::TlsTransport;

@@ -1,9 +1,10 @@
 //! One persistent TCP connection.
 
 use std::io::{self, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use super::resolve::Resolver;
 use super::{deadline_passed, first_address, host_port, SendError, Transport};
 
 /// How much earlier than the socket's timeout a write's limit must end for
@@ -17,11 +18,25 @@ pub(super) const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 ///
 /// The sender opens the connection before the first send, reuses it for
 /// every later one, and re-opens it after any error, resolving the host
-/// again (so DNS changes are followed). Before each write the transport
-/// checks, without blocking, that the server has not closed the connection,
-/// so lines are not written into a connection that is already dead. No
-/// connect or write takes longer than the timeout or goes past the
-/// deadline of its call, however slowly the server reads.
+/// again. Before each write the transport checks, without blocking, that
+/// the server has not closed the connection, so lines are not written into
+/// a connection that is already dead. No connect or write takes longer than
+/// the timeout or goes past the deadline of its call, however slowly the
+/// server reads.
+///
+/// **Addresses.** The host is resolved by the system's resolver, within the
+/// timeout (a name server that does not answer fails the connect with a
+/// "resolution timed out" error after at most the timeout), and every
+/// address of the answer is tried in the resolver's order until one
+/// accepts. While connected, a host name is resolved again once per
+/// [`dns_refresh`](TcpTransport::dns_refresh) period (default 60 s), by
+/// the first send after the period: when the connected address is no
+/// longer in the answer, that send opens a connection to the new address,
+/// closes the old one (everything written to it was written whole) and
+/// writes there; when no new address accepts, it stays on the old one
+/// until the next period. A numeric host is never resolved again. The
+/// address in use is logged at INFO when it changes
+/// (`graphite.example.com: now 10.0.0.7:2003, was 10.0.0.5:2003`).
 ///
 /// Used on its own, [`send`](Transport::send) connects when there is no
 /// connection.
@@ -31,18 +46,30 @@ pub struct TcpTransport {
     port: u16,
     timeout: Duration,
     stream: Option<TcpStream>,
+    resolver: Resolver,
 }
 
 impl TcpTransport {
     /// A transport to `host:port`; `timeout` bounds each connect and each
     /// write (at least 1 ms: a zero timeout is taken as 1 ms).
     pub fn new(host: impl Into<String>, port: u16, timeout: Duration) -> TcpTransport {
+        let host = host.into();
+        let timeout = timeout.max(MIN_TIMEOUT);
         TcpTransport {
-            host: host.into(),
+            resolver: Resolver::new(&host, port, timeout),
+            host,
             port,
-            timeout: timeout.max(MIN_TIMEOUT),
+            timeout,
             stream: None,
         }
+    }
+
+    /// Resolves the host again every `period` while connected, and moves
+    /// to a new address (default 60 s). `Duration::ZERO`: only when
+    /// connecting; under 1 s: 1 s. Has no effect for a numeric host.
+    pub fn dns_refresh(mut self, period: Duration) -> TcpTransport {
+        self.resolver.set_refresh(period);
+        self
     }
 
     /// Whether a connection is currently open.
@@ -58,18 +85,48 @@ impl TcpTransport {
         }
         Ok(left.min(self.timeout))
     }
+
+    /// A connection to the first of `addrs` that accepts, within `limit`,
+    /// set up for writing.
+    fn open(&self, addrs: &[SocketAddr], limit: Duration) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, addr) = connect_within(&self.host, addrs, limit)?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        stream.set_nodelay(true)?;
+        Ok((stream, addr))
+    }
+
+    /// Moves to the new address when a refresh found the host elsewhere
+    /// (see the type's docs). The connect gets at most half the time left,
+    /// so that the write still has the other half when the new address
+    /// does not answer and the old connection stays.
+    fn follow(&mut self, deadline: Instant) {
+        let Some(addrs) = self.resolver.moved(deadline) else {
+            return;
+        };
+        let opened = self
+            .limit(deadline)
+            .and_then(|limit| self.open(&addrs, limit / 2));
+        match opened {
+            Ok((stream, addr)) => {
+                self.close();
+                self.stream = Some(stream);
+                self.resolver.connected(addr);
+            }
+            Err(e) => self.resolver.stay(&addrs, &e),
+        }
+    }
 }
 
 /// Connects to the first of `addrs` (what `host` resolves to) that accepts,
-/// resolving included, within `limit` in all: each address gets the time
-/// the ones before it left, so unreachable addresses cannot stretch one
-/// connect to several timeouts. Once no time is left, the remaining
-/// addresses fail with `TimedOut` without being tried.
+/// within `limit` in all: each address gets the time the ones before it
+/// left, so unreachable addresses cannot stretch one connect to several
+/// timeouts. Once no time is left, the remaining addresses fail with
+/// `TimedOut` without being tried. Returns the connection and its address.
 pub(super) fn connect_within(
     host: &str,
     addrs: impl ToSocketAddrs,
     limit: Duration,
-) -> io::Result<TcpStream> {
+) -> io::Result<(TcpStream, SocketAddr)> {
     let deadline = Instant::now() + limit;
     first_address(host, addrs, |addr| {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -80,7 +137,7 @@ pub(super) fn connect_within(
                 format!("connect to {host} timed out after {limit:?}"),
             ));
         }
-        TcpStream::connect_timeout(&addr, left)
+        TcpStream::connect_timeout(&addr, left).map(|stream| (stream, addr))
     })
 }
 
@@ -193,11 +250,12 @@ fn peer_closed(stream: &TcpStream) -> bool {
 impl Transport for TcpTransport {
     fn connect(&mut self, deadline: Instant) -> io::Result<()> {
         self.close();
-        let limit = self.limit(deadline)?;
-        let stream = connect_within(&self.host, (self.host.as_str(), self.port), limit)?;
-        stream.set_write_timeout(Some(self.timeout))?;
-        stream.set_nodelay(true)?;
+        let end = Instant::now() + self.limit(deadline)?;
+        let addrs = self.resolver.resolve(end)?;
+        let limit = end.saturating_duration_since(Instant::now());
+        let (stream, addr) = self.open(&addrs, limit)?;
         self.stream = Some(stream);
+        self.resolver.connected(addr);
         Ok(())
     }
 
@@ -211,7 +269,7 @@ impl Transport for TcpTransport {
                     self.address()
                 )));
             }
-            Some(_) => {}
+            Some(_) => self.follow(deadline),
         }
         let limit = self.limit(deadline)?;
         let stream = self.stream.as_mut().expect("connected above");
@@ -230,6 +288,7 @@ impl Transport for TcpTransport {
         if let Some(stream) = self.stream.take() {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
+        self.resolver.disconnected();
     }
 }
 

@@ -3,7 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
 
+use super::resolve::Resolver;
 use super::tcp::{connect_within, write_all_within, MIN_TIMEOUT};
 use super::{deadline_passed, host_port, SendError, Transport};
 use crate::error::Error;
@@ -31,7 +32,10 @@ const MAX_CONFIRM: Duration = Duration::from_secs(1);
 /// the guarantees of [`TcpTransport`](crate::TcpTransport): one connection,
 /// re-opened (and the host resolved again) after any error; no connect,
 /// handshake or write longer than the timeout or past its call's
-/// deadline; a connection the server has closed is noticed before writing.
+/// deadline; a connection the server has closed is noticed before writing;
+/// the host resolved within the timeout, every address tried, and resolved
+/// again every [`dns_refresh`](TlsTransport::dns_refresh) period while
+/// connected, moving (with a new handshake) to a new address.
 ///
 /// Made by [`Sender::new`](crate::Sender::new) for a
 /// [`Config::tls`](crate::Config::tls), or directly to wrap it in a
@@ -63,6 +67,7 @@ pub struct TlsTransport {
     /// For each record of `records`: where it ends, and how much plaintext
     /// the records up to it carry.
     ends: Vec<(usize, usize)>,
+    resolver: Resolver,
 }
 
 /// An open connection.
@@ -84,10 +89,12 @@ impl TlsTransport {
     ) -> Result<TlsTransport, Error> {
         let host = host.into();
         let setup = tls.client_config(&host).map_err(Error::InvalidConfig)?;
+        let timeout = timeout.max(MIN_TIMEOUT);
         Ok(TlsTransport {
+            resolver: Resolver::new(&host, port, timeout),
             host,
             port,
-            timeout: timeout.max(MIN_TIMEOUT),
+            timeout,
             config: setup.config,
             server_name: setup.server_name,
             client_cert: setup.client_cert,
@@ -100,6 +107,26 @@ impl TlsTransport {
     /// Whether a connection is currently open.
     pub fn is_connected(&self) -> bool {
         self.conn.is_some()
+    }
+
+    /// Resolves the host again every `period` while connected, and moves
+    /// to a new address (default 60 s), as
+    /// [`TcpTransport::dns_refresh`](crate::TcpTransport::dns_refresh).
+    pub fn dns_refresh(mut self, period: Duration) -> TlsTransport {
+        self.resolver.set_refresh(period);
+        self
+    }
+
+    /// A connection to the first of `addrs` that accepts, TLS handshake
+    /// done, within `limit`.
+    fn open(&self, addrs: &[SocketAddr], limit: Duration) -> io::Result<(Live, SocketAddr)> {
+        let end = Instant::now() + limit;
+        let (stream, addr) = connect_within(&self.host, addrs, limit)?;
+        stream.set_nodelay(true)?;
+        let tls = self.handshake(&stream, end, limit)?;
+        stream.set_read_timeout(None)?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        Ok((Live { stream, tls }, addr))
     }
 
     /// The time a call may take: the timeout, cut short by `deadline`.
@@ -233,14 +260,11 @@ impl TlsTransport {
 impl Transport for TlsTransport {
     fn connect(&mut self, deadline: Instant) -> io::Result<()> {
         self.close();
-        let limit = self.limit(deadline)?;
-        let end = Instant::now() + limit;
-        let stream = connect_within(&self.host, (self.host.as_str(), self.port), limit)?;
-        stream.set_nodelay(true)?;
-        let tls = self.handshake(&stream, end, limit)?;
-        stream.set_read_timeout(None)?;
-        stream.set_write_timeout(Some(self.timeout))?;
-        self.conn = Some(Live { stream, tls });
+        let end = Instant::now() + self.limit(deadline)?;
+        let addrs = self.resolver.resolve(end)?;
+        let (live, addr) = self.open(&addrs, end.saturating_duration_since(Instant::now()))?;
+        self.conn = Some(live);
+        self.resolver.connected(addr);
         Ok(())
     }
 
@@ -249,6 +273,20 @@ impl Transport for TlsTransport {
             self.connect(deadline)?;
         } else {
             self.check_incoming()?;
+            if let Some(addrs) = self.resolver.moved(deadline) {
+                // Half the time at most, as TcpTransport: the write keeps the rest.
+                match self
+                    .limit(deadline)
+                    .and_then(|limit| self.open(&addrs, limit / 2))
+                {
+                    Ok((live, addr)) => {
+                        self.close();
+                        self.conn = Some(live);
+                        self.resolver.connected(addr);
+                    }
+                    Err(e) => self.resolver.stay(&addrs, &e),
+                }
+            }
         }
         let limit = self.limit(deadline)?;
         if let Err(e) = self.encrypt(bytes) {
@@ -276,6 +314,7 @@ impl Transport for TlsTransport {
             }
             let _ = live.stream.shutdown(std::net::Shutdown::Both);
         }
+        self.resolver.disconnected();
     }
 }
 

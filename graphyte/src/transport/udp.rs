@@ -2,8 +2,9 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::resolve::Resolver;
 use super::{first_address, host_port, SendError, Transport};
 
 /// Default largest datagram: fits in one 1500-byte Ethernet frame over IPv4
@@ -21,30 +22,58 @@ const MAX_DATAGRAM: usize = 65_507;
 /// A batch is split into datagrams of at most `max_datagram` bytes at line
 /// boundaries: a line is never split. A single line longer than the limit goes
 /// alone in its own datagram. The host is resolved when the socket is opened
-/// (at connect) and again after any error. A failed send reports the whole
-/// datagrams that went out, so the lines in them are not sent twice.
+/// (at connect, within the connect's deadline: a name server that does not
+/// answer fails it with a "resolution timed out" error) and again after any
+/// error; while the socket is open, a host name is also resolved again once
+/// per [`dns_refresh`](UdpTransport::dns_refresh) period (default 60 s), and
+/// when the address in use is no longer in the answer the next datagram goes
+/// to the new one (logged at INFO). A numeric host is never resolved again.
+/// A failed send reports the whole datagrams that went out, so the lines in
+/// them are not sent twice.
 #[derive(Debug)]
 pub struct UdpTransport {
     host: String,
     port: u16,
     max_datagram: usize,
     socket: Option<UdpSocket>,
+    resolver: Resolver,
 }
+
+/// How long a lookup may take when the transport is used on its own (the
+/// sender passes its timeout as the deadline of every connect).
+const LOOKUP_TIMEOUT: Duration = crate::config::DEFAULT_TIMEOUT;
 
 impl UdpTransport {
     /// A transport to `host:port` with datagrams of at most `max_datagram`
     /// bytes, clamped to 1..=65,507 (the largest UDP payload over IPv4).
     pub fn new(host: impl Into<String>, port: u16, max_datagram: usize) -> UdpTransport {
+        let host = host.into();
         UdpTransport {
-            host: host.into(),
+            resolver: Resolver::new(&host, port, LOOKUP_TIMEOUT),
+            host,
             port,
             max_datagram: max_datagram.clamp(1, MAX_DATAGRAM),
             socket: None,
         }
     }
 
-    fn open(&self) -> io::Result<UdpSocket> {
-        first_address(&self.host, (self.host.as_str(), self.port), |addr| {
+    /// Resolves the host again every `period` while the socket is open, and
+    /// sends to the new address (default 60 s). `Duration::ZERO`: only when
+    /// opening; under 1 s: 1 s. Has no effect for a numeric host.
+    pub fn dns_refresh(mut self, period: Duration) -> UdpTransport {
+        self.resolver.set_refresh(period);
+        self
+    }
+
+    /// Lookups give up after `timeout` (the sender's), instead of 5 s.
+    pub(crate) fn lookup_timeout(mut self, timeout: Duration) -> UdpTransport {
+        self.resolver.set_timeout(timeout);
+        self
+    }
+
+    /// A socket connected to the first of `addrs` that takes it, and that address.
+    fn open(&self, addrs: &[SocketAddr]) -> io::Result<(UdpSocket, SocketAddr)> {
+        first_address(&self.host, addrs, |addr| {
             let local = if addr.is_ipv4() {
                 SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
             } else {
@@ -52,8 +81,21 @@ impl UdpTransport {
             };
             let socket = UdpSocket::bind(local)?;
             socket.connect(addr)?;
-            Ok(socket)
+            Ok((socket, addr))
         })
+    }
+
+    /// Sends to the new address when a refresh found the host elsewhere.
+    fn follow(&mut self, deadline: Instant) {
+        if let Some(addrs) = self.resolver.moved(deadline) {
+            match self.open(&addrs) {
+                Ok((socket, addr)) => {
+                    self.socket = Some(socket);
+                    self.resolver.connected(addr);
+                }
+                Err(e) => self.resolver.stay(&addrs, &e),
+            }
+        }
     }
 }
 
@@ -79,14 +121,20 @@ fn datagrams(lines: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
 }
 
 impl Transport for UdpTransport {
-    fn connect(&mut self, _deadline: Instant) -> io::Result<()> {
-        self.socket = Some(self.open()?);
+    fn connect(&mut self, deadline: Instant) -> io::Result<()> {
+        self.close();
+        let addrs = self.resolver.resolve(deadline)?;
+        let (socket, addr) = self.open(&addrs)?;
+        self.socket = Some(socket);
+        self.resolver.connected(addr);
         Ok(())
     }
 
     fn send(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), SendError> {
         if self.socket.is_none() {
             self.connect(deadline)?;
+        } else {
+            self.follow(deadline);
         }
         let socket = self.socket.as_ref().expect("opened above");
         let mut sent = 0;
@@ -106,6 +154,7 @@ impl Transport for UdpTransport {
 
     fn close(&mut self) {
         self.socket = None;
+        self.resolver.disconnected();
     }
 }
 
