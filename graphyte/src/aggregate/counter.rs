@@ -65,6 +65,8 @@ pub(crate) struct Counter {
     absolute: AtomicU64,
     /// Set by every `set_absolute`, cleared by the drain.
     absolute_touched: AtomicBool,
+    /// Pinned, retired (see [`Life`](super::Life)).
+    pub(crate) life: super::Life,
     name: Box<str>,
     /// What the drains did with it; only the drain takes this lock.
     pub(super) drained: Mutex<CounterDrained>,
@@ -76,6 +78,7 @@ impl Counter {
             sum: AtomicI64::new(0),
             absolute: AtomicU64::new(NO_ABSOLUTE),
             absolute_touched: AtomicBool::new(false),
+            life: super::Life::default(),
             name,
             drained: Mutex::default(),
         }
@@ -91,9 +94,18 @@ impl Counter {
         self.sum.fetch_add(delta, Ordering::Relaxed);
     }
 
+    /// Adds `delta` as a `metrics` handle does: step U1 of the expiry
+    /// protocol (see [`Life`](super::Life)), `SeqCst` (on x86 the same
+    /// instruction as a relaxed add).
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn add_tracked(&self, delta: i64) {
+        self.sum.fetch_add(delta, Ordering::SeqCst);
+    }
+
     /// Takes the sum since the last take.
     pub(crate) fn take(&self) -> i64 {
-        self.sum.swap(0, Ordering::Relaxed)
+        self.sum.swap(0, Ordering::SeqCst)
     }
 
     /// Sets the counter's absolute value (a cumulative total kept
@@ -104,7 +116,7 @@ impl Counter {
     pub(crate) fn set_absolute(&self, value: u64) {
         self.absolute
             .store(value.min(NO_ABSOLUTE - 1), Ordering::Relaxed);
-        self.absolute_touched.store(true, Ordering::Relaxed);
+        self.absolute_touched.store(true, Ordering::SeqCst);
     }
 
     /// The latest absolute value, if one was ever set, and whether it was
@@ -115,9 +127,18 @@ impl Counter {
             .then(|| (value, self.absolute_touched.swap(false, Ordering::Relaxed)))
     }
 
-    /// Whether anything was added (or set) since the last take.
+    /// Whether anything was added (or set) since the last take (step D2
+    /// of the expiry protocol: `SeqCst`).
     pub(super) fn has_pending(&self) -> bool {
-        self.sum.load(Ordering::Relaxed) != 0 || self.absolute_touched.load(Ordering::Relaxed)
+        self.sum.load(Ordering::SeqCst) != 0 || self.absolute_touched.load(Ordering::SeqCst)
+    }
+
+    /// The latest absolute value, if one was ever set (what a handle of a
+    /// retired counter hands on).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn absolute(&self) -> Option<u64> {
+        let value = self.absolute.load(Ordering::Relaxed);
+        (value != NO_ABSOLUTE).then_some(value)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Entry, Quantile, Registry, Series};
+use super::{Quantile, Registry, Series};
 use crate::line::LineFormat;
 use crate::sync::{lock, read, write};
 use crate::timestamp::Timestamp;
@@ -75,17 +75,17 @@ impl Registry {
         for shard in self.shards.iter() {
             {
                 let index = read(shard);
-                for entry in index.iter() {
+                for series in index.iter() {
                     let outcome = drain_series(
-                        &entry.series,
+                        series,
                         &mut out,
                         &mut buckets,
                         &quantiles,
                         residual,
                         idle_secs,
                     );
-                    if outcome == Outcome::Idle && !entry.pinned.load(Ordering::Relaxed) {
-                        idle.push(entry.series.clone());
+                    if outcome == Outcome::Idle && !series.life().pinned() {
+                        idle.push(series.clone());
                     }
                 }
             }
@@ -102,7 +102,9 @@ impl Registry {
     }
 
     /// Removes the idle series of `idle` from `shard`, unless one was
-    /// updated meanwhile or pinned by a call site; empties `idle`.
+    /// updated meanwhile or pinned by a call site; empties `idle`. Steps
+    /// D1 to D3 of the expiry protocol (see [`Life`](super::Life)), under
+    /// the shard's write lock: no lookup finds a series while it retires.
     pub(super) fn remove_idle(
         &self,
         shard: &std::sync::RwLock<super::Shard>,
@@ -110,13 +112,19 @@ impl Registry {
     ) {
         let mut index = write(shard);
         for series in idle.drain(..) {
-            // Under the write lock no update is under way: one that came
-            // after the drain looked keeps the series.
-            let keep = index
-                .get(series.name())
-                .is_none_or(|entry: &Entry| entry.pinned.load(Ordering::Relaxed))
-                || series.has_pending();
-            if !keep && index.remove(series.name()) {
+            let current = index.get(series.name());
+            if !current.is_some_and(|c| c.same(&series)) || series.life().pinned() {
+                continue;
+            }
+            let life = series.life();
+            life.retire();
+            if series.has_pending() {
+                // Updated after the drain looked (through a handle: lookups
+                // wait for this lock): kept, sent by the next drain.
+                life.keep();
+                continue;
+            }
+            if index.remove(series.name()) {
                 self.live.fetch_sub(1, Ordering::Relaxed);
             }
         }

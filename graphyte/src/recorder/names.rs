@@ -21,6 +21,7 @@
 use std::borrow::Cow;
 
 /// The Graphite name of a key, and whether anything had to be changed.
+#[cfg(test)]
 pub(super) struct Named {
     pub(super) name: String,
     pub(super) changed: bool,
@@ -94,14 +95,70 @@ fn tag_value(value: &str) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(out))
 }
 
+/// Labels kept on the stack: more spill into a `Vec`.
+const STACK_LABELS: usize = 8;
+
 /// The Graphite name of `name` with `labels`.
+#[cfg(test)]
 pub(super) fn graphite_name<'a>(
     name: &str,
     labels: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> Named {
+    let mut out = String::new();
+    let changed = graphite_name_into(&mut out, name, labels);
+    Named { name: out, changed }
+}
+
+thread_local! {
+    /// Where the recorder builds names: no allocation per call.
+    static BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Calls `f` with the Graphite name of `name` with `labels` (built in a
+/// buffer of the thread's) and whether anything had to be changed.
+pub(super) fn with_graphite_name<'a, R>(
+    name: &str,
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+    f: impl FnOnce(&str, bool) -> R,
+) -> R {
+    // A logger that records through the facade may come back here from
+    // within `f`: that call builds its name in a `String` of its own.
+    let mut f = Some(f);
+    let mut labels = Some(labels);
+    let done = BUFFER
+        .try_with(|buffer| {
+            let mut buffer = buffer.try_borrow_mut().ok()?;
+            buffer.clear();
+            let changed = graphite_name_into(&mut buffer, name, labels.take()?);
+            Some((f.take()?)(&buffer, changed))
+        })
+        .ok()
+        .flatten();
+    match done {
+        Some(r) => r,
+        None => {
+            let mut out = String::new();
+            let changed = graphite_name_into(&mut out, name, labels.into_iter().flatten());
+            match f {
+                Some(f) => f(&out, changed),
+                None => unreachable!("f is taken only when it runs"),
+            }
+        }
+    }
+}
+
+/// Writes the Graphite name of `name` with `labels` to `out`; says whether
+/// anything had to be changed.
+pub(super) fn graphite_name_into<'a>(
+    out: &mut String,
+    name: &str,
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+) -> bool {
     let path = path(name);
     let mut changed = matches!(path, Cow::Owned(_));
-    let mut tags: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
+    let mut stack: [(Cow<'_, str>, Cow<'_, str>); STACK_LABELS] = Default::default();
+    let mut spilled: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
+    let mut n = 0;
     for (k, v) in labels {
         let key = tag_key(k);
         changed |= matches!(key, Cow::Owned(_)) || key != k;
@@ -110,21 +167,43 @@ pub(super) fn graphite_name<'a>(
             continue;
         };
         changed |= matches!(value, Cow::Owned(_));
+        let tags = if n <= STACK_LABELS && spilled.is_empty() {
+            &mut stack[..n]
+        } else {
+            &mut spilled[..]
+        };
         match tags.iter_mut().find(|(existing, _)| *existing == key) {
             Some(slot) => {
                 changed = true;
                 slot.1 = value;
             }
-            None => tags.push((key, value)),
+            None if n < STACK_LABELS => {
+                stack[n] = (key, value);
+                n += 1;
+            }
+            None => {
+                if spilled.is_empty() {
+                    spilled.extend(stack.iter_mut().map(std::mem::take));
+                }
+                spilled.push((key, value));
+                n += 1;
+            }
         }
     }
+    let tags = if spilled.is_empty() {
+        &mut stack[..n]
+    } else {
+        &mut spilled[..]
+    };
     // Carbon's canonical order: by the `k=v` strings.
-    tags.sort_by(|a, b| {
-        let a = a.0.bytes().chain([b'=']).chain(a.1.bytes());
-        let b = b.0.bytes().chain([b'=']).chain(b.1.bytes());
-        a.cmp(b)
-    });
-    let mut out = String::with_capacity(
+    if tags.len() > 1 {
+        tags.sort_by(|a, b| {
+            let a = a.0.bytes().chain([b'=']).chain(a.1.bytes());
+            let b = b.0.bytes().chain([b'=']).chain(b.1.bytes());
+            a.cmp(b)
+        });
+    }
+    out.reserve(
         path.len()
             + tags
                 .iter()
@@ -132,13 +211,13 @@ pub(super) fn graphite_name<'a>(
                 .sum::<usize>(),
     );
     out.push_str(&path);
-    for (k, v) in &tags {
+    for (k, v) in tags.iter() {
         out.push(';');
         out.push_str(k);
         out.push('=');
         out.push_str(v);
     }
-    Named { name: out, changed }
+    changed
 }
 
 #[cfg(test)]
