@@ -196,6 +196,7 @@ fn run_child(args: &[String]) {
     let arg = |i: usize| -> usize { args[i].parse().expect("a number") };
     match args[0].as_str() {
         "memory" => println!("result {}", memory(arg(1), &mut ts).fields()),
+        "facade-memory" => println!("result {}", facade_memory(arg(1), &mut ts).fields()),
         "drain" => println!("result {}", drain_work(arg(1), arg(2), &mut ts).fields()),
         other => panic!("unknown child {other:?}"),
     }
@@ -419,6 +420,61 @@ fn memory(n: usize, ts: &mut u64) -> Memory {
         create_ns,
         expire_drain_ms,
     }
+}
+
+/// The heap of `metrics::counter!("bench.fmem", "user" => ID).increment(1)`
+/// for `n` new ids (`u0000000` ...: one short label, names of 24 bytes)
+/// through a `GraphyteRecorder`, and what is left after they expire. The
+/// key and its label value are made per call, as a service does; they are
+/// freed after the call unless the recorder keeps them.
+fn facade_memory(n: usize, ts: &mut u64) -> Memory {
+    let recorder = graphyte::metrics::GraphyteRecorder::new();
+    metrics::with_local_recorder(&recorder, || {
+        let mut out = Vec::new();
+        metrics::counter!("bench.fmem", "user" => "warm").increment(1);
+        bench::drain(*ts, &mut out);
+        bench::drain(*ts + 1, &mut out);
+        *ts += 2;
+        drop(out);
+        let live_before = bench::series().0;
+
+        let before = heap();
+        let start = Instant::now();
+        for i in 0..n {
+            metrics::counter!("bench.fmem", "user" => format!("u{i:07}")).increment(1);
+        }
+        let create_ns = start.elapsed().as_nanos() as f64 / n as f64;
+        let created = heap();
+        assert_eq!(
+            bench::series().0,
+            live_before + n as u64,
+            "every label set registered"
+        );
+
+        let mut out = Vec::new();
+        let sent = bench::drain(*ts, &mut out);
+        drop(out);
+        let mut out = Vec::new();
+        let start = Instant::now();
+        let expiring = bench::drain(*ts + 1, &mut out);
+        let expire_drain_ms = start.elapsed().as_secs_f64() * 1e3;
+        let after = bench::drain(*ts + 2, &mut out);
+        *ts += 3;
+        drop(out);
+        let expired = heap();
+        Memory {
+            series: n,
+            name_len: "bench.fmem;user=u0000000".len(),
+            before,
+            created,
+            expired,
+            sent,
+            expiring,
+            after,
+            create_ns,
+            expire_drain_ms,
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------

@@ -352,6 +352,34 @@ pub mod bench {
         let count = registry().count();
         (count.live, count.refused)
     }
+
+    /// A weak reference to the series the global registry holds under
+    /// `name` now, if any: what tests use to see a removed series freed.
+    pub fn watch(name: &str) -> Option<Watch> {
+        registry().watch(name).map(Watch)
+    }
+
+    /// A series watched by [`watch`]: says whether it still exists.
+    #[derive(Debug, Clone)]
+    pub struct Watch(crate::aggregate::WeakSeries);
+
+    impl Watch {
+        /// Whether the series still exists (a `Weak` that upgrades).
+        pub fn alive(&self) -> bool {
+            self.0.holders() > 0
+        }
+
+        /// How many hold it: the registry (while it is live) and each
+        /// handle to it (`metrics` handles, call sites).
+        pub fn holders(&self) -> usize {
+            self.0.holders()
+        }
+
+        /// Whether both watch the same series (not only the same name).
+        pub fn same(&self, other: &Watch) -> bool {
+            self.0.same(&other.0)
+        }
+    }
 }
 
 #[cfg(all(test, feature = "macros"))]

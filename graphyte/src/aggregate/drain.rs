@@ -112,27 +112,84 @@ impl Registry {
     ) {
         let mut index = write(shard);
         for series in idle.drain(..) {
-            let current = index.get(series.name());
-            if !current.is_some_and(|c| c.same(&series)) || series.life().pinned() {
-                continue;
-            }
-            let life = series.life();
-            life.retire();
-            if series.has_pending() {
-                // Updated after the drain looked (through a handle: lookups
-                // wait for this lock): kept, sent by the next drain.
-                life.keep();
-                continue;
-            }
-            if index.remove(series.name()) {
-                self.live.fetch_sub(1, Ordering::Relaxed);
-            }
+            let mut retirement = Retirement::new(series);
+            while retirement.step(&mut index, &self.live).is_none() {}
         }
         // A table never shrinks by itself: give memory back once it is
         // mostly empty (a burst of made-up names that all expired).
         let len = index.len();
         if len * 4 < index.capacity() {
             index.shrink_to(len * 2);
+        }
+    }
+}
+
+/// Steps D1 to D3 of the expiry protocol (see [`Life`](super::Life)) for
+/// one idle series, made one at a time (so that a test can run updates
+/// between them) under its shard's write lock: no lookup finds the series
+/// while it retires.
+pub(super) struct Retirement {
+    series: Series,
+    next: Step,
+}
+
+enum Step {
+    Retire,
+    Check,
+    Finish { pending: bool },
+    Done,
+}
+
+impl Retirement {
+    pub(super) fn new(series: Series) -> Retirement {
+        Retirement {
+            series,
+            next: Step::Retire,
+        }
+    }
+
+    /// Runs the next step on `index`, the shard's table (write-locked);
+    /// after the last, says whether the series was removed (`live` counts
+    /// it off).
+    pub(super) fn step(
+        &mut self,
+        index: &mut super::Shard,
+        live: &std::sync::atomic::AtomicUsize,
+    ) -> Option<bool> {
+        let series = &self.series;
+        match self.next {
+            Step::Retire => {
+                // Still this series (not one registered since), not pinned.
+                let current = index.get(series.name());
+                if !current.is_some_and(|c| c.same(series)) || series.life().pinned() {
+                    self.next = Step::Done;
+                    return Some(false);
+                }
+                series.life().retire();
+                self.next = Step::Check;
+                None
+            }
+            Step::Check => {
+                self.next = Step::Finish {
+                    pending: series.has_pending(),
+                };
+                None
+            }
+            Step::Finish { pending } => {
+                self.next = Step::Done;
+                if pending {
+                    // Updated through a handle after the drain looked:
+                    // kept, sent by the next drain.
+                    series.life().keep();
+                    return Some(false);
+                }
+                let removed = index.remove(series.name());
+                if removed {
+                    live.fetch_sub(1, Ordering::Relaxed);
+                }
+                Some(removed)
+            }
+            Step::Done => Some(false),
         }
     }
 }

@@ -165,6 +165,38 @@ impl Eq for Series {}
 
 type Shard = HashSet<Series, foldhash::fast::RandomState>;
 
+/// A weak reference to a series (for tests: a freed series does not
+/// upgrade).
+#[derive(Debug, Clone)]
+pub(crate) enum WeakSeries {
+    Counter(std::sync::Weak<Counter>),
+    Gauge(std::sync::Weak<Gauge>),
+    Timer(std::sync::Weak<Timer>),
+    Distribution(std::sync::Weak<Distribution>),
+}
+
+impl WeakSeries {
+    /// The strong references left: 0 once it was freed.
+    pub(crate) fn holders(&self) -> usize {
+        match self {
+            WeakSeries::Counter(w) => w.strong_count(),
+            WeakSeries::Gauge(w) => w.strong_count(),
+            WeakSeries::Timer(w) => w.strong_count(),
+            WeakSeries::Distribution(w) => w.strong_count(),
+        }
+    }
+
+    pub(crate) fn same(&self, other: &WeakSeries) -> bool {
+        match (self, other) {
+            (WeakSeries::Counter(a), WeakSeries::Counter(b)) => a.ptr_eq(b),
+            (WeakSeries::Gauge(a), WeakSeries::Gauge(b)) => a.ptr_eq(b),
+            (WeakSeries::Timer(a), WeakSeries::Timer(b)) => a.ptr_eq(b),
+            (WeakSeries::Distribution(a), WeakSeries::Distribution(b)) => a.ptr_eq(b),
+            _ => false,
+        }
+    }
+}
+
 /// Why a series was not given out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -267,6 +299,16 @@ impl Registry {
             live: self.live.load(Ordering::Relaxed) as u64,
             refused: self.refused.load(Ordering::Relaxed),
         }
+    }
+
+    /// A weak reference to the series named `name`, if one is live.
+    pub(crate) fn watch(&self, name: &str) -> Option<WeakSeries> {
+        Some(match read(self.shard(name)).get(name)? {
+            Series::Counter(c) => WeakSeries::Counter(Arc::downgrade(c)),
+            Series::Gauge(g) => WeakSeries::Gauge(Arc::downgrade(g)),
+            Series::Timer(t) => WeakSeries::Timer(Arc::downgrade(t)),
+            Series::Distribution(d) => WeakSeries::Distribution(Arc::downgrade(d)),
+        })
     }
 
     fn shard(&self, name: &str) -> &RwLock<Shard> {
