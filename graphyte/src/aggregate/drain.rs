@@ -151,6 +151,8 @@ impl Retirement {
     /// Runs the next step on `index`, the shard's table (write-locked);
     /// after the last, says whether the series was removed (`live` counts
     /// it off).
+    // A series hashes and compares by its name, which never changes.
+    #[allow(clippy::mutable_key_type)]
     pub(super) fn step(
         &mut self,
         index: &mut super::Shard,
