@@ -280,7 +280,7 @@ fn drain_series(
     let ts = interval.ts;
     match series {
         Series::Counter(counter) => {
-            let mut drained = lock(&counter.drained);
+            let mut drained = counter.drained.edit();
             if let Some((value, touched)) = counter.take_absolute() {
                 // A cumulative total: its latest value, like a gauge
                 // (increments of a counter set absolute are not sent).
