@@ -10,7 +10,7 @@
 //! nearest-rank value (for magnitudes between 2^-64 and 2^64; beyond, the
 //! edge buckets are used, and percentiles stay within the exact min and
 //! max). Nothing is allocated for the buckets until a value other than zero
-//! is recorded: then the table of a sign's and power of two's groups (2 KiB),
+//! is recorded: then the table of a sign's and power of two's groups (4 KiB),
 //! and a group's 128 buckets (1 KiB) the first time a value of its sign and
 //! magnitude is recorded. Recording is a few atomic operations, without
 //! locks or allocation after that.
@@ -444,6 +444,23 @@ mod tests {
         let mut summary = Summary::default();
         summary.merge(taken, &buckets);
         summary
+    }
+
+    #[test]
+    fn buckets_are_allocated_on_the_first_value_other_than_zero() {
+        // What the README states: a 4 KiB table, then 1 KiB per group.
+        assert_eq!(std::mem::size_of::<Groups>(), 4096);
+        assert_eq!(std::mem::size_of::<Group>(), 1024);
+        let d = Distribution::new("d".into());
+        d.record(0.0);
+        assert!(d.groups.get().is_none(), "zeros need no buckets");
+        d.record(1.5);
+        d.record(1.25);
+        let groups = d.groups.get().expect("made by the first value");
+        assert_eq!(groups.iter().filter(|g| g.get().is_some()).count(), 1);
+        d.record(-3.0);
+        assert_eq!(groups.iter().filter(|g| g.get().is_some()).count(), 2);
+        assert_eq!(summarize(&d).count, 4);
     }
 
     #[test]

@@ -30,9 +30,13 @@
 //! # Idle series and the bound
 //! A series that saw no update (a counter no non-zero delta, a gauge no
 //! `set`, a timer no call) for the idle timeout stops being sent; an update
-//! brings it back. One whose name was not a literal is then removed and its
-//! memory freed (a literal call site keeps its handle). At most `max_series`
-//! series exist: past that, a new name is refused, counted and logged once.
+//! brings it back. One whose name was not a literal (a lookup's, a
+//! `metrics` handle's) is then removed and freed once the last handle to it
+//! goes (a literal call site pins its series: never removed); an update
+//! through a handle of a removed series moves into a live series of the
+//! same name (the protocol is in [`Life`]). At most `max_series` series are
+//! live: past that, a new name is refused and counted, without a lock, and
+//! logged at most once a minute; a removed series frees its place.
 
 mod counter;
 mod distribution;
@@ -856,8 +860,10 @@ mod tests {
             r.counter("literal").err() == Some(Refusal::Full),
             "a literal site is refused too"
         );
-        // Refusals are logged at a limited rate, not remembered per name:
-        // no mutex is taken on a refused call.
+        // Refusals are logged at a limited rate (the first was logged: the
+        // next report is a minute away), not remembered per name: no mutex
+        // is taken on a refused call.
+        assert!(r.refused_log.hit().is_none());
         assert!(lock(&r.reported).names.is_empty());
     }
 
