@@ -48,7 +48,9 @@
 //!    exactly the first N names (registered before timing, so every call
 //!    hits an existing series) and both benchmarks walk those N names in the
 //!    same order, one per call, wrapping around: the same strings, the same
-//!    access pattern, the same cache footprint of the names for both.
+//!    access pattern, the same cache footprint of the names for both. The
+//!    same map with graphyte's hasher, foldhash (`baseline_foldhash/N`), shows
+//!    what bounds a lookup under a read lock.
 //! 4. **Per call, the facade.** Group `facade_counter`:
 //!    `metrics::counter!("bench.fcall", "user" => id).increment(1)` at the
 //!    same N live label sets, ids walked in order, inside
@@ -300,6 +302,7 @@ fn main() {
             series: n,
             ours: get(format!("nonliteral_count/graphyte/{n}")),
             baseline: get(format!("nonliteral_count/baseline/{n}")),
+            fast_map: get(format!("nonliteral_count/baseline_foldhash/{n}")),
             facade: get(format!("facade_counter/graphyte/{n}")),
             prometheus: get(format!("facade_counter/prometheus/{n}")),
             floor: get(format!("facade_counter/noop_recorder/{n}")),
@@ -522,35 +525,48 @@ struct Drain {
     series: usize,
     /// ns per series, per interval.
     rounds: Vec<f64>,
+    /// ns per line of formatting the same lines with `LineFormat` alone
+    /// (median of the same number of rounds): what bounds the drain.
+    format: Vec<f64>,
 }
 
 impl Drain {
     fn fields(&self) -> String {
-        let rounds: Vec<String> = self.rounds.iter().map(f64::to_string).collect();
-        format!("series={} rounds={}", self.series, rounds.join(","))
+        let join = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+        format!(
+            "series={} rounds={} format={}",
+            self.series,
+            join(&self.rounds),
+            join(&self.format)
+        )
     }
 
     fn parse(line: &str) -> Drain {
         let f = fields(line);
+        let list = |k: &str| -> Vec<f64> {
+            f[k].split(',')
+                .map(|r| r.parse().expect("number"))
+                .collect()
+        };
         Drain {
             series: f["series"].parse().expect("integer"),
-            rounds: f["rounds"]
-                .split(',')
-                .map(|r| r.parse().expect("number"))
-                .collect(),
+            rounds: list("rounds"),
+            format: list("format"),
         }
     }
 
     fn median(&self) -> f64 {
-        let mut v = self.rounds.clone();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        median(&self.rounds)
+    }
+    fn format_median(&self) -> f64 {
+        median(&self.format)
     }
     fn describe(&self) -> String {
         format!(
-            "{} counters updated once per interval: median {:.1} ns per series per drain (rounds: {})",
+            "{} counters updated once per interval: median {:.1} ns per series per drain, of which {:.1} ns is the line format's alone (`LineFormat::format_into` of the same lines) (rounds: {})",
             self.series,
             self.median(),
+            self.format_median(),
             self.rounds
                 .iter()
                 .map(|r| format!("{r:.1}"))
@@ -586,11 +602,28 @@ fn drain_work(n: usize, drain_rounds: usize, ts: &mut u64) -> Drain {
         rounds.push(elapsed.as_nanos() as f64 / n as f64);
     }
     assert_eq!(live, bench::series().0);
+    // The same lines formatted alone, as the drain formats them.
+    let format = graphyte::LineFormat::default();
+    let mut format_rounds = Vec::new();
+    for _ in 0..drain_rounds {
+        out.clear();
+        let start = Instant::now();
+        for name in &names {
+            format
+                .format_into(&mut out, name, &[], 1i64, graphyte::Timestamp::from(*ts))
+                .expect("a valid line");
+        }
+        format_rounds.push(start.elapsed().as_nanos() as f64 / n as f64);
+    }
     // Not updated since the last drain: idle for the timeout now, removed.
     assert_eq!(bench::drain(*ts, &mut out), 0);
     *ts += 1;
     assert_eq!(bench::series().0, live - n as u64);
-    Drain { series: n, rounds }
+    Drain {
+        series: n,
+        rounds,
+        format: format_rounds,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -600,6 +633,8 @@ fn per_call(c: &mut Criterion, plan: &Plan) {
     let max = *plan.sizes.last().expect("sizes");
     let names: Vec<String> = (0..max).map(|i| format!("bench.call.s{i:07}")).collect();
     let baseline: RwLock<HashMap<Box<str>, AtomicI64>> = RwLock::new(HashMap::new());
+    let fast: RwLock<HashMap<Box<str>, AtomicI64, foldhash::fast::RandomState>> =
+        RwLock::new(HashMap::default());
     let already = bench::series().0;
     let mut g = c.benchmark_group("nonliteral_count");
     for &n in &plan.sizes {
@@ -610,12 +645,14 @@ fn per_call(c: &mut Criterion, plan: &Plan) {
         }
         {
             let mut map = baseline.write().expect("baseline lock");
+            let mut fast = fast.write().expect("baseline lock");
             for name in names {
                 if !map.contains_key(name.as_str()) {
                     map.insert(name.as_str().into(), AtomicI64::new(0));
+                    fast.insert(name.as_str().into(), AtomicI64::new(0));
                 }
             }
-            assert_eq!(map.len(), n);
+            assert_eq!((map.len(), fast.len()), (n, n));
         }
         assert_eq!(bench::series(), (already + n as u64, 0));
         g.bench_function(BenchmarkId::new("graphyte", n), |b| {
@@ -639,6 +676,21 @@ fn per_call(c: &mut Criterion, plan: &Plan) {
                 }
                 baseline
                     .read()
+                    .expect("baseline lock")
+                    .get(black_box(name))
+                    .expect("registered")
+                    .fetch_add(1, Relaxed);
+            })
+        });
+        g.bench_function(BenchmarkId::new("baseline_foldhash", n), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                let name = names[i].as_str();
+                i += 1;
+                if i == names.len() {
+                    i = 0;
+                }
+                fast.read()
                     .expect("baseline lock")
                     .get(black_box(name))
                     .expect("registered")
@@ -726,6 +778,8 @@ struct Call {
     /// Non-literal `count!`, and the `RwLock<HashMap>` baseline.
     ours: Option<f64>,
     baseline: Option<f64>,
+    /// The baseline with graphyte's hasher (foldhash).
+    fast_map: Option<f64>,
     /// Facade `counter!` with a dynamic label: graphyte's recorder, the
     /// Prometheus recorder with its idle timeout, and a recorder that does
     /// nothing (the facade's own cost: the key and its labels).
@@ -834,7 +888,18 @@ fn report(plan: &Plan, memories: &[Memory; 2], drains: &[Drain], calls: &[Call])
     for call in calls {
         let (text, met) = match call.ratio() {
             Some(r) => (
-                format!("{} vs {} = **{r:.2} ×**", ns(call.ours), ns(call.baseline)),
+                format!(
+                    "{} vs {} = **{r:.2} ×**{}",
+                    ns(call.ours),
+                    ns(call.baseline),
+                    match ratio(call.fast_map, call.baseline) {
+                        Some(f) if r > RATIO => format!(
+                            "; bound: the same read-locked map with graphyte's hasher (foldhash) costs {} = {f:.2} ×: the shard lock and the probe of this design",
+                            ns(call.fast_map)
+                        ),
+                        _ => String::new(),
+                    }
+                ),
                 show(r <= RATIO),
             ),
             None => ("not measured".to_owned(), "-"),
@@ -922,27 +987,29 @@ fn report(plan: &Plan, memories: &[Memory; 2], drains: &[Drain], calls: &[Call])
     }
     for drain in drains {
         targets.line(format!(
-            "| interval thread's drain, {} active counters: ≤ {DRAIN_NS:.0} ns per series per interval | **{:.1} ns** (median of {} intervals) | {} |",
+            "| interval thread's drain, {} active counters: ≤ {DRAIN_NS:.0} ns per series per interval | **{:.1} ns** (median of {} intervals; formatting the same lines alone: {:.1} ns) | {} |",
             chart::human(drain.series as f64),
             drain.median(),
             drain.rounds.len(),
+            drain.format_median(),
             show(drain.median() <= DRAIN_NS)
         ));
     }
 
     let mut figures = Fragment::new("series-figures");
-    figures.line("| series | non-literal `count!` | facade `counter!` (graphyte) | facade `counter!` (Prometheus recorder, idle timeout) | facade `counter!` (recorder doing nothing) | `RwLock<HashMap<Box<str>, AtomicI64>>` | `count!` / map | facade / map | facade / Prometheus |");
-    figures.line("|---|---|---|---|---|---|---|---|---|");
+    figures.line("| series | non-literal `count!` | facade `counter!` (graphyte) | facade `counter!` (Prometheus recorder, idle timeout) | facade `counter!` (recorder doing nothing) | `RwLock<HashMap<Box<str>, AtomicI64>>` | the same map with foldhash | `count!` / map | facade / map | facade / Prometheus |");
+    figures.line("|---|---|---|---|---|---|---|---|---|---|");
     let x = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.2} ×"));
     for call in calls {
         figures.line(format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             chart::human(call.series as f64),
             ns(call.ours),
             ns(call.facade),
             ns(call.prometheus),
             ns(call.floor),
             ns(call.baseline),
+            ns(call.fast_map),
             x(call.ratio()),
             x(ratio(call.facade, call.baseline)),
             x(ratio(call.facade, call.prometheus)),
@@ -1008,6 +1075,12 @@ fn report(plan: &Plan, memories: &[Memory; 2], drains: &[Drain], calls: &[Call])
         .expect("draw the chart");
         println!("chart: {}", path.display());
     }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// `3.2 KiB`, `41.0 MiB`.
