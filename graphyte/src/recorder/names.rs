@@ -102,7 +102,7 @@ const STACK_LABELS: usize = 8;
 #[cfg(test)]
 pub(super) fn graphite_name<'a>(
     name: &str,
-    labels: impl Iterator<Item = (&'a str, &'a str)>,
+    labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
 ) -> Named {
     let mut out = String::new();
     let changed = graphite_name_into(&mut out, name, labels);
@@ -118,7 +118,7 @@ thread_local! {
 /// buffer of the thread's) and whether anything had to be changed.
 pub(super) fn with_graphite_name<'a, R>(
     name: &str,
-    labels: impl Iterator<Item = (&'a str, &'a str)>,
+    labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
     f: impl FnOnce(&str, bool) -> R,
 ) -> R {
     // A logger that records through the facade may come back here from
@@ -147,13 +147,65 @@ pub(super) fn with_graphite_name<'a, R>(
     }
 }
 
+/// Whether an ASCII byte is one that a tag key or value cannot hold as is
+/// (control characters, whitespace, `;`).
+fn bad_tag_byte(b: u8) -> bool {
+    b < 0x20 || b == 0x7f || b == b' ' || b == b';'
+}
+
+/// Whether `name` is a clean path (what [`path`] leaves unchanged), checked
+/// on its bytes: the common case, without decoding characters.
+fn clean_path(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let mut previous = b'.';
+    for &b in bytes {
+        let ok = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'#' | b'.');
+        if !ok || (b == b'.' && previous == b'.') {
+            return false;
+        }
+        previous = b;
+    }
+    previous != b'.'
+}
+
+/// Whether a label is kept as it is: what [`tag_key`] and [`tag_value`]
+/// leave unchanged, for ASCII text (anything else takes the long way).
+fn clean_label(key: &str, value: &str) -> bool {
+    !key.is_empty()
+        && key != "name"
+        && key
+            .bytes()
+            .all(|b| b.is_ascii() && !bad_tag_byte(b) && !matches!(b, b'!' | b'^' | b'='))
+        && !value.is_empty()
+        && !value.starts_with('~')
+        && value.bytes().all(|b| b.is_ascii() && !bad_tag_byte(b))
+}
+
 /// Writes the Graphite name of `name` with `labels` to `out`; says whether
 /// anything had to be changed.
 pub(super) fn graphite_name_into<'a>(
     out: &mut String,
     name: &str,
-    labels: impl Iterator<Item = (&'a str, &'a str)>,
+    labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
 ) -> bool {
+    // The common cases first: a clean name with no label or one clean one.
+    let mut first_two = labels.clone();
+    match (first_two.next(), first_two.next()) {
+        (None, _) if clean_path(name) => {
+            out.push_str(name);
+            return false;
+        }
+        (Some((k, v)), None) if clean_path(name) && clean_label(k, v) => {
+            out.reserve(name.len() + k.len() + v.len() + 2);
+            out.push_str(name);
+            out.push(';');
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+            return false;
+        }
+        _ => {}
+    }
     let path = path(name);
     let mut changed = matches!(path, Cow::Owned(_));
     let mut stack: [(Cow<'_, str>, Cow<'_, str>); STACK_LABELS] = Default::default();
@@ -287,6 +339,48 @@ mod tests {
         assert_eq!(named("m", &[("a", "x"), ("a-b", "y")]).0, "m;a-b=y;a=x");
         // A key given twice: the later wins.
         assert_eq!(named("m", &[("a", "1"), ("a", "2")]).0, "m;a=2");
+    }
+
+    #[test]
+    fn the_quick_checks_agree_with_the_rules() {
+        let samples = [
+            "",
+            "a",
+            "a.b",
+            ".a",
+            "a.",
+            "a..b",
+            "a b",
+            "a;b",
+            "a=b",
+            "~a",
+            "a~",
+            "name",
+            "x!y",
+            "x^y",
+            "é",
+            "a\tb",
+            "a\x7fb",
+            "a-b_c:d#e",
+            "/api?x=1",
+        ];
+        for s in samples {
+            assert_eq!(
+                clean_path(s),
+                matches!(path(s), Cow::Borrowed(p) if p == s),
+                "{s:?}"
+            );
+            for v in samples {
+                let slow = matches!(tag_key(s), Cow::Borrowed(k) if k == s)
+                    && matches!(tag_value(v), Some(Cow::Borrowed(x)) if x == v);
+                // The quick check may send non-ASCII the long way; never the
+                // other way round.
+                assert!(!clean_label(s, v) || slow, "{s:?} {v:?}");
+                if s.is_ascii() && v.is_ascii() {
+                    assert_eq!(clean_label(s, v), slow, "{s:?} {v:?}");
+                }
+            }
+        }
     }
 
     #[test]
