@@ -868,6 +868,41 @@ mod tests {
     }
 
     #[test]
+    fn a_call_on_a_refused_name_takes_no_write_lock_and_no_mutex() {
+        let r = registry(1, 600);
+        r.add_to_counter("taken", 1);
+        // Hold what a refused call must not need: a read lock on the shard
+        // of the refused name (a write lock would wait for it) and the
+        // mutex of the names logged once.
+        let shard = read(r.shard("refused"));
+        let reported = lock(&r.reported);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..3 {
+                    r.add_to_counter("refused", 1);
+                    assert!(r.counter("refused").is_err());
+                }
+                done.store(true, Ordering::SeqCst);
+            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !done.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let finished = done.load(Ordering::SeqCst);
+            drop((shard, reported));
+            assert!(finished, "a refused call waited for a lock");
+        });
+        assert_eq!(
+            r.count(),
+            SeriesCount {
+                live: 1,
+                refused: 6
+            }
+        );
+    }
+
+    #[test]
     fn expiry_makes_room_under_the_bound() {
         let r = registry(2, 10);
         r.add_to_counter("a", 1);
