@@ -27,8 +27,10 @@
 //!    the call stays the dynamic dispatch a stored handle makes);
 //! 3. `counter_macro/{graphyte,prometheus}`:
 //!    `metrics::counter!("requests").increment(1)` per call: the macro
-//!    registers on every call (lookup of the key, a clone of the handle's
-//!    `Arc`, the increment, the drop);
+//!    registers on every call (graphyte: the key's Graphite name written
+//!    into a buffer of the thread's and looked up in the registry;
+//!    Prometheus: the key looked up in its registry; then a clone of the
+//!    handle's `Arc`, the increment, the drop);
 //! 4. `counter_macro_labels/{graphyte,prometheus}`: the same with the
 //!    labels `"method" => "GET", "code" => "200"`;
 //! 5. `histogram_record/{graphyte,prometheus}`: `histogram.record(v)` on a

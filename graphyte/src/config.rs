@@ -237,10 +237,13 @@ impl Config {
         self
     }
 
-    /// The macros' series (those of [`init`](crate::init)): a series that
-    /// received no update for this long stops being sent (default 10
-    /// minutes; at least 1 s). An update brings it back. A series whose name
-    /// was not a literal is then also freed.
+    /// The macros' and the `metrics` facade's series (those of
+    /// [`init`](crate::init)): a series that received no update for this
+    /// long stops being sent (default 10 minutes; at least 1 s). An update
+    /// brings it back. A series whose name was not a literal (every facade
+    /// key) is then also freed, even while a `metrics` handle to it is
+    /// kept: an update through that handle later goes to a new live series
+    /// of the same name, so it is sent, not lost.
     ///
     /// Around expiry, a counter sends `0` every interval after its last
     /// non-zero sum until the timeout has passed, then nothing; a gauge its
@@ -255,15 +258,18 @@ impl Config {
         self
     }
 
-    /// The macros' series (those of [`init`](crate::init)): the most that
-    /// exist at once (default 200,000). Past it a new name is refused: its
-    /// calls send nothing, never block and use no memory; it is counted in
+    /// The macros' and the `metrics` facade's series (those of
+    /// [`init`](crate::init)): the most that are live at once (default
+    /// 200,000). Past it a new name is refused: its calls send nothing,
+    /// never block, take no lock and use no memory; it is counted in
     /// [`Stats::series_refused`](crate::Stats::series_refused) (and the
-    /// `graphyte.series_refused` self-metric) and logged once. A series
-    /// that expires (see [`idle_timeout`](Config::idle_timeout)) makes room.
+    /// `graphyte.series_refused` self-metric) and logged at most once a
+    /// minute. A series that expires (see
+    /// [`idle_timeout`](Config::idle_timeout)) makes room; a literal call
+    /// site refused while the bound was full registers once there is room.
     /// The default keeps the series state of a runaway service under about
-    /// 64 MiB (a counter uses 174 bytes of heap in the series bench; see
-    /// BENCHMARKS.md).
+    /// 64 MiB (the series bench measures the heap of each kind; see
+    /// BENCHMARKS.md and the README).
     pub fn max_series(mut self, series: usize) -> Config {
         self.max_series = series;
         self

@@ -22,11 +22,16 @@
 //! once; in interval mode they update the series (a few atomic operations,
 //! the series resolved on the first call); in synchronous mode they send a
 //! line through the global sender.
+//!
+//! A site whose series was refused because `max_series` series were live
+//! keeps asking on later calls (without a lock while the bound is still
+//! full), so it registers once there is room; one refused for good (the
+//! name is used by another kind of series) remembers that.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::aggregate::{CountDelta, Counter, Gauge, Timer};
+use crate::aggregate::{CountDelta, Counter, Gauge, Refusal, Timer};
 use crate::error::Error;
 use crate::global::{global, Mode};
 use crate::value::{check_finite, Value};
@@ -109,9 +114,25 @@ impl CounterSite {
 
     #[inline]
     fn series(&'static self) -> Option<&'static Counter> {
-        self.series
-            .get_or_init(|| registry().counter(self.name))
-            .as_deref()
+        match self.series.get() {
+            Some(series) => series.as_deref(),
+            None => resolve(&self.series, || registry().counter(self.name)),
+        }
+    }
+}
+
+/// A call site's series on its first calls: registered and kept, or
+/// refused for good and remembered; refused by the bound, asked for again
+/// by the next call.
+#[cold]
+fn resolve<T>(
+    site: &'static OnceLock<Option<Arc<T>>>,
+    get: impl FnOnce() -> Result<Arc<T>, Refusal>,
+) -> Option<&'static T> {
+    match get() {
+        Ok(series) => site.get_or_init(|| Some(series)).as_deref(),
+        Err(Refusal::Full) => None,
+        Err(Refusal::Unusable) => site.get_or_init(|| None).as_deref(),
     }
 }
 
@@ -157,9 +178,10 @@ impl GaugeSite {
 
     #[inline]
     fn series(&'static self) -> Option<&'static Gauge> {
-        self.series
-            .get_or_init(|| registry().gauge(self.name))
-            .as_deref()
+        match self.series.get() {
+            Some(series) => series.as_deref(),
+            None => resolve(&self.series, || registry().gauge(self.name)),
+        }
     }
 }
 
@@ -263,9 +285,10 @@ impl TimerSite {
     /// The series, registered on first use.
     #[inline]
     fn series(&'static self) -> Option<&'static Timer> {
-        self.series
-            .get_or_init(|| registry().timer(self.name()))
-            .as_deref()
+        match self.series.get() {
+            Some(series) => series.as_deref(),
+            None => resolve(&self.series, || registry().timer(self.name())),
+        }
     }
 
     #[inline]
@@ -328,6 +351,34 @@ pub mod bench {
     pub fn series() -> (u64, u64) {
         let count = registry().count();
         (count.live, count.refused)
+    }
+
+    /// A weak reference to the series the global registry holds under
+    /// `name` now, if any: what tests use to see a removed series freed.
+    pub fn watch(name: &str) -> Option<Watch> {
+        registry().watch(name).map(Watch)
+    }
+
+    /// A series watched by [`watch`]: says whether it still exists.
+    #[derive(Debug, Clone)]
+    pub struct Watch(crate::aggregate::WeakSeries);
+
+    impl Watch {
+        /// Whether the series still exists (a `Weak` that upgrades).
+        pub fn alive(&self) -> bool {
+            self.0.holders() > 0
+        }
+
+        /// How many hold it: the registry (while it is live) and each
+        /// handle to it (`metrics` handles, call sites).
+        pub fn holders(&self) -> usize {
+            self.0.holders()
+        }
+
+        /// Whether both watch the same series (not only the same name).
+        pub fn same(&self, other: &Watch) -> bool {
+            self.0.same(&other.0)
+        }
     }
 }
 

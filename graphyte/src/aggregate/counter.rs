@@ -2,7 +2,6 @@
 //! swapping it with zero, so no increment is lost or counted twice.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use crate::value::Value;
 
@@ -51,12 +50,10 @@ macro_rules! clamped {
 }
 clamped!(u64 usize u128 i128 isize);
 
-/// One counter series: the sum of the deltas since the last drain.
-///
-/// Aligned to its own cache lines so that two busy counters never share one.
 /// [`Counter::absolute`]'s "never set".
 const NO_ABSOLUTE: u64 = u64::MAX;
 
+/// One counter series: the sum of the deltas since the last drain.
 #[derive(Debug)]
 pub(crate) struct Counter {
     sum: AtomicI64,
@@ -65,9 +62,11 @@ pub(crate) struct Counter {
     absolute: AtomicU64,
     /// Set by every `set_absolute`, cleared by the drain.
     absolute_touched: AtomicBool,
+    /// Pinned, retired (see [`Life`](super::Life)).
+    pub(crate) life: super::Life,
     name: Box<str>,
-    /// What the drains did with it; only the drain takes this lock.
-    pub(super) drained: Mutex<CounterDrained>,
+    /// What the drains did with it; only the drain uses it.
+    pub(super) drained: DrainedCell,
 }
 
 impl Counter {
@@ -76,8 +75,9 @@ impl Counter {
             sum: AtomicI64::new(0),
             absolute: AtomicU64::new(NO_ABSOLUTE),
             absolute_touched: AtomicBool::new(false),
+            life: super::Life::default(),
             name,
-            drained: Mutex::default(),
+            drained: DrainedCell::default(),
         }
     }
 
@@ -91,9 +91,18 @@ impl Counter {
         self.sum.fetch_add(delta, Ordering::Relaxed);
     }
 
+    /// Adds `delta` as a `metrics` handle does: step U1 of the expiry
+    /// protocol (see [`Life`](super::Life)), `SeqCst` (on x86 the same
+    /// instruction as a relaxed add).
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn add_tracked(&self, delta: i64) {
+        self.sum.fetch_add(delta, Ordering::SeqCst);
+    }
+
     /// Takes the sum since the last take.
     pub(crate) fn take(&self) -> i64 {
-        self.sum.swap(0, Ordering::Relaxed)
+        self.sum.swap(0, Ordering::SeqCst)
     }
 
     /// Sets the counter's absolute value (a cumulative total kept
@@ -104,7 +113,7 @@ impl Counter {
     pub(crate) fn set_absolute(&self, value: u64) {
         self.absolute
             .store(value.min(NO_ABSOLUTE - 1), Ordering::Relaxed);
-        self.absolute_touched.store(true, Ordering::Relaxed);
+        self.absolute_touched.store(true, Ordering::SeqCst);
     }
 
     /// The latest absolute value, if one was ever set, and whether it was
@@ -115,20 +124,101 @@ impl Counter {
             .then(|| (value, self.absolute_touched.swap(false, Ordering::Relaxed)))
     }
 
-    /// Whether anything was added (or set) since the last take.
+    /// Whether anything was added (or set) since the last take (step D2
+    /// of the expiry protocol: `SeqCst`).
     pub(super) fn has_pending(&self) -> bool {
-        self.sum.load(Ordering::Relaxed) != 0 || self.absolute_touched.load(Ordering::Relaxed)
+        self.sum.load(Ordering::SeqCst) != 0 || self.absolute_touched.load(Ordering::SeqCst)
+    }
+
+    /// The latest absolute value, if one was ever set (what a handle of a
+    /// retired counter hands on).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn absolute(&self) -> Option<u64> {
+        let value = self.absolute.load(Ordering::Relaxed);
+        (value != NO_ABSOLUTE).then_some(value)
     }
 }
 
 /// A counter's state between drains.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct CounterDrained {
     /// The timestamp of the last line sent, and the total sent with it.
     pub(super) ts: Option<i64>,
     pub(super) total: i64,
     /// The start of the last interval with a non-zero sum.
     pub(super) active: Option<i64>,
+}
+
+/// Where a [`CounterDrained`] is kept: plain atomics, read and written only
+/// by the drain (the drains of a registry take turns, under its scratch
+/// lock), so no lock of its own. `i64::MIN` stands for `None` (timestamps
+/// are Unix seconds).
+#[derive(Debug)]
+pub(crate) struct DrainedCell {
+    ts: AtomicI64,
+    total: AtomicI64,
+    active: AtomicI64,
+}
+
+const NONE: i64 = i64::MIN;
+
+impl Default for DrainedCell {
+    fn default() -> DrainedCell {
+        DrainedCell {
+            ts: AtomicI64::new(NONE),
+            total: AtomicI64::new(0),
+            active: AtomicI64::new(NONE),
+        }
+    }
+}
+
+fn get(cell: &AtomicI64) -> Option<i64> {
+    let v = cell.load(Ordering::Relaxed);
+    (v != NONE).then_some(v)
+}
+
+impl DrainedCell {
+    /// The state, to change; written back when the returned guard goes.
+    pub(super) fn edit(&self) -> DrainedEdit<'_> {
+        DrainedEdit {
+            cell: self,
+            state: CounterDrained {
+                ts: get(&self.ts),
+                total: self.total.load(Ordering::Relaxed),
+                active: get(&self.active),
+            },
+        }
+    }
+}
+
+/// A [`CounterDrained`] being changed by the drain.
+pub(super) struct DrainedEdit<'a> {
+    cell: &'a DrainedCell,
+    state: CounterDrained,
+}
+
+impl std::ops::Deref for DrainedEdit<'_> {
+    type Target = CounterDrained;
+    fn deref(&self) -> &CounterDrained {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for DrainedEdit<'_> {
+    fn deref_mut(&mut self) -> &mut CounterDrained {
+        &mut self.state
+    }
+}
+
+impl Drop for DrainedEdit<'_> {
+    fn drop(&mut self) {
+        let s = self.state;
+        self.cell.ts.store(s.ts.unwrap_or(NONE), Ordering::Relaxed);
+        self.cell.total.store(s.total, Ordering::Relaxed);
+        self.cell
+            .active
+            .store(s.active.unwrap_or(NONE), Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +234,16 @@ mod tests {
         assert_eq!(i128::MIN.to_i64(), i64::MIN);
         assert_eq!(usize::MAX.to_i64(), i64::MAX);
         assert_eq!((-3isize).to_i64(), -3);
+    }
+
+    #[test]
+    fn a_counter_fits_a_cache_line() {
+        // What every counter series costs besides its name and index entry.
+        assert!(
+            std::mem::size_of::<Counter>() <= 64,
+            "{}",
+            std::mem::size_of::<Counter>()
+        );
     }
 
     #[test]

@@ -9,15 +9,17 @@
 //! and a percentile read from the buckets is within 0.4 % of the exact
 //! nearest-rank value (for magnitudes between 2^-64 and 2^64; beyond, the
 //! edge buckets are used, and percentiles stay within the exact min and
-//! max). A power of two's 128 buckets (1 KiB) are allocated the first time
-//! a value of that sign and magnitude is recorded. Recording is a few
-//! atomic operations, without locks or allocation after that.
+//! max). Nothing is allocated for the buckets until a value other than zero
+//! is recorded: then the table of a sign's and power of two's groups (4 KiB),
+//! and a group's 128 buckets (1 KiB) the first time a value of its sign and
+//! magnitude is recorded. Recording is a few atomic operations, without
+//! locks or allocation after that.
 
 // Fed by the `metrics` recorder only.
 #![cfg_attr(not(feature = "metrics"), allow(dead_code))]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use super::histogram::rank;
@@ -34,6 +36,9 @@ const ZERO: u32 = (EXPONENTS * SUB) as u32;
 
 /// The 128 buckets of one sign and power of two.
 struct Group([AtomicU64; SUB]);
+
+/// The groups of every sign and power of two, each made on first use.
+type Groups = [OnceLock<Box<Group>>; 2 * EXPONENTS];
 
 /// A quantile to send, and the suffix of its series (`0.99` → `p99`).
 #[derive(Debug, Clone, PartialEq)]
@@ -65,7 +70,12 @@ pub(crate) struct Distribution {
     min: AtomicU64,
     max: AtomicU64,
     zeros: AtomicU64,
-    groups: Box<[OnceLock<Box<Group>>]>,
+    /// Made when the first value other than zero is recorded.
+    groups: OnceLock<Box<Groups>>,
+    /// Set by every record (after its value), cleared by the drain's take.
+    touched: AtomicBool,
+    /// Pinned, retired (see [`Life`](super::Life)).
+    pub(crate) life: super::Life,
     name: Box<str>,
     /// The names of its series, made at the first drain: `count`, `sum`,
     /// `min`, `max`, `mean`, then one per quantile.
@@ -156,7 +166,9 @@ impl Distribution {
             min: AtomicU64::new(NO_MIN),
             max: AtomicU64::new(NO_MAX),
             zeros: AtomicU64::new(0),
-            groups: (0..2 * EXPONENTS).map(|_| OnceLock::new()).collect(),
+            groups: OnceLock::new(),
+            touched: AtomicBool::new(false),
+            life: super::Life::default(),
             name,
             names: OnceLock::new(),
             drained: Mutex::default(),
@@ -201,9 +213,15 @@ impl Distribution {
         }
         if v == 0.0 {
             self.zeros.fetch_add(1, Ordering::Release);
-            return;
+        } else {
+            self.count_in(index(v), 1);
         }
-        let index = index(v);
+        // Step U1 of the expiry protocol (see `Life`).
+        self.touched.store(true, Ordering::SeqCst);
+    }
+
+    /// Adds `n` to the bucket of flat index `index` (not zero's).
+    fn count_in(&self, index: u32, n: u64) {
         let (group, sub) = if index > ZERO {
             let m = (index - ZERO - 1) as usize;
             (EXPONENTS + m / SUB, m % SUB)
@@ -211,14 +229,46 @@ impl Distribution {
             let m = (ZERO - 1 - index) as usize;
             (m / SUB, m % SUB)
         };
+        let groups = self
+            .groups
+            .get_or_init(|| Box::new([const { OnceLock::new() }; 2 * EXPONENTS]));
         let group =
-            self.groups[group].get_or_init(|| Box::new(Group([const { AtomicU64::new(0) }; SUB])));
-        group.0[sub].fetch_add(1, Ordering::Release);
+            groups[group].get_or_init(|| Box::new(Group([const { AtomicU64::new(0) }; SUB])));
+        group.0[sub].fetch_add(n, Ordering::Release);
     }
 
-    /// Whether a value was recorded since the last take.
+    /// Adds what a take of another distribution returned (the values a
+    /// `metrics` handle recorded into a retired series): step U2's move.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn absorb(&self, taken: Taken, buckets: &[(u32, u64)]) {
+        if taken.count == 0 {
+            return;
+        }
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + taken.sum).to_bits())
+            });
+        if let Some(min) = taken.min {
+            self.min.fetch_min(key(min), Ordering::Relaxed);
+        }
+        if let Some(max) = taken.max {
+            self.max.fetch_max(key(max), Ordering::Relaxed);
+        }
+        for &(index, n) in buckets {
+            if index == ZERO {
+                self.zeros.fetch_add(n, Ordering::Release);
+            } else {
+                self.count_in(index, n);
+            }
+        }
+        self.touched.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a value was recorded since the last take (step D2 of the
+    /// expiry protocol: `SeqCst`).
     pub(super) fn has_pending(&self) -> bool {
-        self.min.load(Ordering::Relaxed) != NO_MIN
+        self.touched.load(Ordering::SeqCst)
     }
 
     /// Takes everything recorded since the last call; appends the buckets
@@ -227,13 +277,15 @@ impl Distribution {
     /// while it is counted in the next one (put back if this one counted
     /// nothing).
     pub(crate) fn take(&self, buckets: &mut Vec<(u32, u64)>) -> Taken {
+        self.touched.swap(false, Ordering::SeqCst);
         let mut count = 0;
         let zeros = self.zeros.swap(0, Ordering::Acquire);
         if zeros > 0 {
             buckets.push((ZERO, zeros));
             count += zeros;
         }
-        for (g, group) in self.groups.iter().enumerate() {
+        let groups = self.groups.get().map_or(&[][..], |groups| &groups[..]);
+        for (g, group) in groups.iter().enumerate() {
             let Some(group) = group.get() else { continue };
             for (s, cell) in group.0.iter().enumerate() {
                 if cell.load(Ordering::Relaxed) == 0 {
@@ -392,6 +444,23 @@ mod tests {
         let mut summary = Summary::default();
         summary.merge(taken, &buckets);
         summary
+    }
+
+    #[test]
+    fn buckets_are_allocated_on_the_first_value_other_than_zero() {
+        // What the README states: a 4 KiB table, then 1 KiB per group.
+        assert_eq!(std::mem::size_of::<Groups>(), 4096);
+        assert_eq!(std::mem::size_of::<Group>(), 1024);
+        let d = Distribution::new("d".into());
+        d.record(0.0);
+        assert!(d.groups.get().is_none(), "zeros need no buckets");
+        d.record(1.5);
+        d.record(1.25);
+        let groups = d.groups.get().expect("made by the first value");
+        assert_eq!(groups.iter().filter(|g| g.get().is_some()).count(), 1);
+        d.record(-3.0);
+        assert_eq!(groups.iter().filter(|g| g.get().is_some()).count(), 2);
+        assert_eq!(summarize(&d).count, 4);
     }
 
     #[test]

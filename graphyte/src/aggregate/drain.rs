@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Entry, Quantile, Registry, Series};
+use super::{Quantile, Registry, Series};
 use crate::line::LineFormat;
 use crate::sync::{lock, read, write};
 use crate::timestamp::Timestamp;
@@ -75,17 +75,17 @@ impl Registry {
         for shard in self.shards.iter() {
             {
                 let index = read(shard);
-                for entry in index.iter() {
+                for series in index.iter() {
                     let outcome = drain_series(
-                        &entry.series,
+                        series,
                         &mut out,
                         &mut buckets,
                         &quantiles,
                         residual,
                         idle_secs,
                     );
-                    if outcome == Outcome::Idle && !entry.pinned.load(Ordering::Relaxed) {
-                        idle.push(entry.series.clone());
+                    if outcome == Outcome::Idle && !series.life().pinned() {
+                        idle.push(series.clone());
                     }
                 }
             }
@@ -102,7 +102,9 @@ impl Registry {
     }
 
     /// Removes the idle series of `idle` from `shard`, unless one was
-    /// updated meanwhile or pinned by a call site; empties `idle`.
+    /// updated meanwhile or pinned by a call site; empties `idle`. Steps
+    /// D1 to D3 of the expiry protocol (see [`Life`](super::Life)), under
+    /// the shard's write lock: no lookup finds a series while it retires.
     pub(super) fn remove_idle(
         &self,
         shard: &std::sync::RwLock<super::Shard>,
@@ -110,21 +112,86 @@ impl Registry {
     ) {
         let mut index = write(shard);
         for series in idle.drain(..) {
-            // Under the write lock no update is under way: one that came
-            // after the drain looked keeps the series.
-            let keep = index
-                .get(series.name())
-                .is_none_or(|entry: &Entry| entry.pinned.load(Ordering::Relaxed))
-                || series.has_pending();
-            if !keep && index.remove(series.name()) {
-                self.live.fetch_sub(1, Ordering::Relaxed);
-            }
+            let mut retirement = Retirement::new(series);
+            while retirement.step(&mut index, &self.live).is_none() {}
         }
         // A table never shrinks by itself: give memory back once it is
         // mostly empty (a burst of made-up names that all expired).
         let len = index.len();
         if len * 4 < index.capacity() {
             index.shrink_to(len * 2);
+        }
+    }
+}
+
+/// Steps D1 to D3 of the expiry protocol (see [`Life`](super::Life)) for
+/// one idle series, made one at a time (so that a test can run updates
+/// between them) under its shard's write lock: no lookup finds the series
+/// while it retires.
+pub(super) struct Retirement {
+    series: Series,
+    next: Step,
+}
+
+enum Step {
+    Retire,
+    Check,
+    Finish { pending: bool },
+    Done,
+}
+
+impl Retirement {
+    pub(super) fn new(series: Series) -> Retirement {
+        Retirement {
+            series,
+            next: Step::Retire,
+        }
+    }
+
+    /// Runs the next step on `index`, the shard's table (write-locked);
+    /// after the last, says whether the series was removed (`live` counts
+    /// it off).
+    // A series hashes and compares by its name, which never changes.
+    #[allow(clippy::mutable_key_type)]
+    pub(super) fn step(
+        &mut self,
+        index: &mut super::Shard,
+        live: &std::sync::atomic::AtomicUsize,
+    ) -> Option<bool> {
+        let series = &self.series;
+        match self.next {
+            Step::Retire => {
+                // Still this series (not one registered since), not pinned.
+                let current = index.get(series.name());
+                if !current.is_some_and(|c| c.same(series)) || series.life().pinned() {
+                    self.next = Step::Done;
+                    return Some(false);
+                }
+                series.life().retire();
+                self.next = Step::Check;
+                None
+            }
+            Step::Check => {
+                self.next = Step::Finish {
+                    pending: series.has_pending(),
+                };
+                None
+            }
+            Step::Finish { pending } => {
+                self.next = Step::Done;
+                if pending {
+                    // Updated through a handle after the drain looked:
+                    // kept, sent by the next drain.
+                    series.life().keep();
+                    return Some(false);
+                }
+                let removed = index.remove(series.name());
+                if removed {
+                    live.fetch_sub(1, Ordering::Relaxed);
+                }
+                Some(removed)
+            }
+            Step::Done => Some(false),
         }
     }
 }
@@ -213,7 +280,7 @@ fn drain_series(
     let ts = interval.ts;
     match series {
         Series::Counter(counter) => {
-            let mut drained = lock(&counter.drained);
+            let mut drained = counter.drained.edit();
             if let Some((value, touched)) = counter.take_absolute() {
                 // A cumulative total: its latest value, like a gauge
                 // (increments of a counter set absolute are not sent).

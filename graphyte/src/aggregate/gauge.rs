@@ -14,6 +14,8 @@ pub(crate) struct Gauge {
     /// Set by every `set`, cleared by the drain: a gauge set to the same
     /// value every interval is still in use.
     touched: AtomicBool,
+    /// Pinned, retired (see [`Life`](super::Life)).
+    pub(crate) life: super::Life,
     name: Box<str>,
     /// What the drains did with it; only the drain takes this lock.
     pub(super) drained: Mutex<GaugeDrained>,
@@ -24,6 +26,7 @@ impl Gauge {
         Gauge {
             bits: AtomicU64::new(UNSET),
             touched: AtomicBool::new(false),
+            life: super::Life::default(),
             name,
             drained: Mutex::default(),
         }
@@ -38,7 +41,8 @@ impl Gauge {
     pub(crate) fn set(&self, value: f64) {
         debug_assert!(value.is_finite());
         self.bits.store(value.to_bits(), Ordering::Relaxed);
-        self.touched.store(true, Ordering::Relaxed);
+        // Step U1 of the expiry protocol (see `Life`).
+        self.touched.store(true, Ordering::SeqCst);
     }
 
     /// Adds `delta` to the value (a value never set counts as 0).
@@ -57,7 +61,7 @@ impl Gauge {
                 // An overflow to infinity keeps the last finite value.
                 sum.is_finite().then(|| sum.to_bits())
             });
-        self.touched.store(true, Ordering::Relaxed);
+        self.touched.store(true, Ordering::SeqCst);
     }
 
     /// The latest value, if one was ever set.
@@ -68,12 +72,12 @@ impl Gauge {
 
     /// Whether it was set since the last call (and clears that).
     pub(super) fn take_touched(&self) -> bool {
-        self.touched.swap(false, Ordering::Relaxed)
+        self.touched.swap(false, Ordering::SeqCst)
     }
 
     /// Whether it was set since the last [`take_touched`](Gauge::take_touched).
     pub(super) fn has_pending(&self) -> bool {
-        self.touched.load(Ordering::Relaxed)
+        self.touched.load(Ordering::SeqCst)
     }
 }
 

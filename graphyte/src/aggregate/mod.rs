@@ -30,21 +30,27 @@
 //! # Idle series and the bound
 //! A series that saw no update (a counter no non-zero delta, a gauge no
 //! `set`, a timer no call) for the idle timeout stops being sent; an update
-//! brings it back. One whose name was not a literal is then removed and its
-//! memory freed (a literal call site keeps its handle). At most `max_series`
-//! series exist: past that, a new name is refused, counted and logged once.
+//! brings it back. One whose name was not a literal (a lookup's, a
+//! `metrics` handle's) is then removed and freed once the last handle to it
+//! goes (a literal call site pins its series: never removed); an update
+//! through a handle of a removed series moves into a live series of the
+//! same name (the protocol is in [`Life`]). At most `max_series` series are
+//! live: past that, a new name is refused and counted, without a lock, and
+//! logged at most once a minute; a removed series frees its place.
 
 mod counter;
 mod distribution;
 mod drain;
 mod gauge;
 mod histogram;
+mod life;
+mod retired;
 mod timer;
 
 use std::collections::HashSet;
 use std::fmt::Display;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -52,8 +58,12 @@ pub use counter::CountDelta;
 pub(crate) use counter::Counter;
 pub(crate) use distribution::{Distribution, Quantile};
 pub(crate) use gauge::Gauge;
+pub(crate) use life::Life;
+#[cfg_attr(not(feature = "metrics"), allow(unused_imports))]
+pub(crate) use retired::GaugeOp;
 pub(crate) use timer::Timer;
 
+use crate::log_limit::AtomicLogLimiter;
 use crate::sync::{lock, read, write};
 
 /// The most invalid names remembered so that each is logged only once.
@@ -61,6 +71,9 @@ const MAX_REPORTED: usize = 1024;
 
 /// Shards of the name index: lookups of different names rarely share a lock.
 const SHARDS: usize = 16;
+
+/// How often refusals by the bound are logged while they go on.
+const REFUSED_LOG_PERIOD: Duration = Duration::from_secs(60);
 
 /// Default [`idle timeout`](crate::Config::idle_timeout).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -100,7 +113,17 @@ impl Series {
         }
     }
 
-    /// Whether it was updated since the drain last looked.
+    fn life(&self) -> &Life {
+        match self {
+            Series::Counter(c) => &c.life,
+            Series::Gauge(g) => &g.life,
+            Series::Timer(t) => &t.life,
+            Series::Distribution(d) => &d.life,
+        }
+    }
+
+    /// Whether it was updated since the drain last looked (`SeqCst`: see
+    /// [`Life`]).
     fn has_pending(&self) -> bool {
         match self {
             Series::Counter(c) => c.has_pending(),
@@ -109,36 +132,83 @@ impl Series {
             Series::Distribution(d) => d.has_pending(),
         }
     }
+
+    /// Whether both are the same series (not only the same name).
+    fn same(&self, other: &Series) -> bool {
+        match (self, other) {
+            (Series::Counter(a), Series::Counter(b)) => Arc::ptr_eq(a, b),
+            (Series::Gauge(a), Series::Gauge(b)) => Arc::ptr_eq(a, b),
+            (Series::Timer(a), Series::Timer(b)) => Arc::ptr_eq(a, b),
+            (Series::Distribution(a), Series::Distribution(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
-/// A series in a shard's index, found by its name.
-struct Entry {
-    series: Series,
-    /// A literal call site holds it: never removed.
-    pinned: AtomicBool,
-}
-
-impl std::borrow::Borrow<str> for Entry {
+// A shard's index is a set of series found by name: the name is stored
+// once, in the series.
+impl std::borrow::Borrow<str> for Series {
     fn borrow(&self) -> &str {
-        self.series.name()
+        self.name()
     }
 }
 
-impl Hash for Entry {
+impl Hash for Series {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.series.name().hash(state)
+        self.name().hash(state)
     }
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Entry) -> bool {
-        self.series.name() == other.series.name()
+impl PartialEq for Series {
+    fn eq(&self, other: &Series) -> bool {
+        self.name() == other.name()
     }
 }
 
-impl Eq for Entry {}
+impl Eq for Series {}
 
-type Shard = HashSet<Entry, foldhash::fast::RandomState>;
+type Shard = HashSet<Series, foldhash::fast::RandomState>;
+
+/// A weak reference to a series (for tests: a freed series does not
+/// upgrade).
+#[derive(Debug, Clone)]
+pub(crate) enum WeakSeries {
+    Counter(std::sync::Weak<Counter>),
+    Gauge(std::sync::Weak<Gauge>),
+    Timer(std::sync::Weak<Timer>),
+    Distribution(std::sync::Weak<Distribution>),
+}
+
+impl WeakSeries {
+    /// The strong references left: 0 once it was freed.
+    pub(crate) fn holders(&self) -> usize {
+        match self {
+            WeakSeries::Counter(w) => w.strong_count(),
+            WeakSeries::Gauge(w) => w.strong_count(),
+            WeakSeries::Timer(w) => w.strong_count(),
+            WeakSeries::Distribution(w) => w.strong_count(),
+        }
+    }
+
+    pub(crate) fn same(&self, other: &WeakSeries) -> bool {
+        match (self, other) {
+            (WeakSeries::Counter(a), WeakSeries::Counter(b)) => a.ptr_eq(b),
+            (WeakSeries::Gauge(a), WeakSeries::Gauge(b)) => a.ptr_eq(b),
+            (WeakSeries::Timer(a), WeakSeries::Timer(b)) => a.ptr_eq(b),
+            (WeakSeries::Distribution(a), WeakSeries::Distribution(b)) => a.ptr_eq(b),
+            _ => false,
+        }
+    }
+}
+
+/// Why a series was not given out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `max_series` series are live: asking again later may succeed.
+    Full,
+    /// The name is invalid or used by another kind of series (logged once).
+    Unusable,
+}
 
 /// Every series, by name.
 pub(crate) struct Registry {
@@ -148,6 +218,8 @@ pub(crate) struct Registry {
     live: AtomicUsize,
     /// New names refused because `max_series` were live.
     refused: AtomicU64,
+    /// Refusals are logged at most once a period, without a lock.
+    refused_log: AtomicLogLimiter,
     max_series: AtomicUsize,
     /// The idle timeout in whole seconds (timestamps are whole seconds).
     idle_secs: AtomicU64,
@@ -182,6 +254,7 @@ impl Default for Registry {
             hasher,
             live: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
+            refused_log: AtomicLogLimiter::new(REFUSED_LOG_PERIOD),
             max_series: AtomicUsize::new(DEFAULT_MAX_SERIES),
             idle_secs: AtomicU64::new(DEFAULT_IDLE_TIMEOUT.as_secs()),
             quantiles: RwLock::new(
@@ -194,6 +267,15 @@ impl Default for Registry {
             reported: Mutex::default(),
         }
     }
+}
+
+/// How a series is asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// By a literal call site, which keeps it: pinned, never removed.
+    Pinned,
+    /// By a `metrics` handle or a lookup: removed once idle.
+    Expiring,
 }
 
 impl Registry {
@@ -223,6 +305,16 @@ impl Registry {
         }
     }
 
+    /// A weak reference to the series named `name`, if one is live.
+    pub(crate) fn watch(&self, name: &str) -> Option<WeakSeries> {
+        Some(match read(self.shard(name)).get(name)? {
+            Series::Counter(c) => WeakSeries::Counter(Arc::downgrade(c)),
+            Series::Gauge(g) => WeakSeries::Gauge(Arc::downgrade(g)),
+            Series::Timer(t) => WeakSeries::Timer(Arc::downgrade(t)),
+            Series::Distribution(d) => WeakSeries::Distribution(Arc::downgrade(d)),
+        })
+    }
+
     fn shard(&self, name: &str) -> &RwLock<Shard> {
         let hash = self.hasher.hash_one(name);
         // The high bits: the map inside uses the low ones.
@@ -230,39 +322,83 @@ impl Registry {
     }
 
     /// The counter named `name`, registered on first use, for a call site
-    /// that keeps it; `None` (and logged once) if the name is invalid, used
-    /// by another kind of series, or refused by the bound.
-    pub(crate) fn counter(&self, name: &str) -> Option<Arc<Counter>> {
-        match self.pinned(name, |name| Series::Counter(Arc::new(Counter::new(name))))? {
-            Series::Counter(c) => Some(c),
-            other => self.conflict(name, &other, "a counter (count!)"),
+    /// that keeps it (pinned); refused (and logged once) if the name is
+    /// invalid, used by another kind of series, or past the bound.
+    pub(crate) fn counter(&self, name: &str) -> Result<Arc<Counter>, Refusal> {
+        self.counter_for(name, Use::Pinned).map(|(c, _)| c)
+    }
+
+    /// The counter named `name` for a `metrics` handle: not pinned, so it
+    /// expires when idle; also says whether it was made by this call.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn expiring_counter(&self, name: &str) -> Result<(Arc<Counter>, bool), Refusal> {
+        self.counter_for(name, Use::Expiring)
+    }
+
+    fn counter_for(&self, name: &str, how: Use) -> Result<(Arc<Counter>, bool), Refusal> {
+        let make = |name| Series::Counter(Arc::new(Counter::new(name)));
+        match self.get(name, how, make)? {
+            (Series::Counter(c), made) => Ok((c, made)),
+            (other, _) => self.conflict(name, &other, "a counter (count!)"),
         }
     }
 
     /// The gauge named `name`; see [`counter`](Self::counter).
-    pub(crate) fn gauge(&self, name: &str) -> Option<Arc<Gauge>> {
-        match self.pinned(name, |name| Series::Gauge(Arc::new(Gauge::new(name))))? {
-            Series::Gauge(g) => Some(g),
-            other => self.conflict(name, &other, "a gauge (gauge!)"),
+    pub(crate) fn gauge(&self, name: &str) -> Result<Arc<Gauge>, Refusal> {
+        self.gauge_for(name, Use::Pinned, None).map(|(g, _)| g)
+    }
+
+    /// The gauge named `name` for a `metrics` handle (expiring); a gauge
+    /// made by this call starts at `initial`, if given.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn expiring_gauge(
+        &self,
+        name: &str,
+        initial: Option<f64>,
+    ) -> Result<(Arc<Gauge>, bool), Refusal> {
+        self.gauge_for(name, Use::Expiring, initial)
+    }
+
+    fn gauge_for(
+        &self,
+        name: &str,
+        how: Use,
+        initial: Option<f64>,
+    ) -> Result<(Arc<Gauge>, bool), Refusal> {
+        let make = |name| {
+            let gauge = Gauge::new(name);
+            if let Some(value) = initial {
+                gauge.set(value);
+            }
+            Series::Gauge(Arc::new(gauge))
+        };
+        match self.get(name, how, make)? {
+            (Series::Gauge(g), made) => Ok((g, made)),
+            (other, _) => self.conflict(name, &other, "a gauge (gauge!)"),
         }
     }
 
     /// The timer named `name`; see [`counter`](Self::counter).
-    pub(crate) fn timer(&self, name: &str) -> Option<Arc<Timer>> {
-        match self.pinned(name, |name| Series::Timer(Arc::new(Timer::new(name))))? {
-            Series::Timer(t) => Some(t),
-            other => self.conflict(name, &other, "a timer (#[timed])"),
+    pub(crate) fn timer(&self, name: &str) -> Result<Arc<Timer>, Refusal> {
+        match self.get(name, Use::Pinned, |name| {
+            Series::Timer(Arc::new(Timer::new(name)))
+        })? {
+            (Series::Timer(t), _) => Ok(t),
+            (other, _) => self.conflict(name, &other, "a timer (#[timed])"),
         }
     }
 
-    /// The distribution named `name`; see [`counter`](Self::counter).
+    /// The distribution named `name` for a `metrics` handle (expiring).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn distribution(&self, name: &str) -> Option<Arc<Distribution>> {
-        match self.pinned(name, |name| {
+    pub(crate) fn expiring_distribution(
+        &self,
+        name: &str,
+    ) -> Result<(Arc<Distribution>, bool), Refusal> {
+        match self.get(name, Use::Expiring, |name| {
             Series::Distribution(Arc::new(Distribution::new(name)))
         })? {
-            Series::Distribution(d) => Some(d),
-            other => self.conflict(name, &other, "a histogram (metrics::histogram!)"),
+            (Series::Distribution(d), made) => Ok((d, made)),
+            (other, _) => self.conflict(name, &other, "a histogram (metrics::histogram!)"),
         }
     }
 
@@ -301,9 +437,9 @@ impl Registry {
         )
     }
 
-    fn conflict<T>(&self, name: &str, existing: &Series, wanted: &str) -> Option<T> {
+    fn conflict<T>(&self, name: &str, existing: &Series, wanted: &str) -> Result<T, Refusal> {
         self.report_conflict(name, existing.kind(), wanted);
-        None
+        Err(Refusal::Unusable)
     }
 
     fn report_conflict(&self, name: &str, existing: &str, wanted: &str) {
@@ -326,18 +462,18 @@ impl Registry {
         let shard = self.shard(name);
         {
             let index = read(shard);
-            if let Some(entry) = index.get(name) {
-                if let Err(existing) = update(&entry.series) {
+            if let Some(series) = index.get(name) {
+                if let Err(existing) = update(series) {
                     drop(index);
                     self.report_conflict(name, existing, wanted);
                 }
                 return;
             }
         }
-        if self.register(shard, name, make, false).is_some() {
+        if self.register(shard, name, make, Use::Expiring).is_ok() {
             let index = read(shard);
-            if let Some(entry) = index.get(name) {
-                if let Err(existing) = update(&entry.series) {
+            if let Some(series) = index.get(name) {
+                if let Err(existing) = update(series) {
                     drop(index);
                     self.report_conflict(name, existing, wanted);
                 }
@@ -345,42 +481,54 @@ impl Registry {
         }
     }
 
-    /// The series named `name` for a literal call site: registered if need
-    /// be, and pinned.
-    fn pinned(&self, name: &str, make: impl FnOnce(Box<str>) -> Series) -> Option<Series> {
+    /// The series named `name`, registered if need be (and pinned for a
+    /// literal call site); with whether this call made it.
+    fn get(
+        &self,
+        name: &str,
+        how: Use,
+        make: impl FnOnce(Box<str>) -> Series,
+    ) -> Result<(Series, bool), Refusal> {
         let shard = self.shard(name);
         {
             let index = read(shard);
-            if let Some(entry) = index.get(name) {
-                entry.pinned.store(true, Ordering::Relaxed);
-                return Some(entry.series.clone());
+            if let Some(series) = index.get(name) {
+                if how == Use::Pinned {
+                    series.life().pin();
+                }
+                return Ok((series.clone(), false));
             }
         }
-        self.register(shard, name, make, true)
+        self.register(shard, name, make, how)
     }
 
-    /// Registers a new series, unless the name is invalid or the bound is
-    /// reached (refused, counted, logged once); returns it.
+    /// Registers a new series, unless the name is invalid (refused, logged
+    /// once) or the bound is reached (refused, counted, logged at most once
+    /// a minute; neither takes a lock then); returns it, and whether it was
+    /// made here rather than by a racing call.
     #[cold]
     fn register(
         &self,
         shard: &RwLock<Shard>,
         name: &str,
         make: impl FnOnce(Box<str>) -> Series,
-        pin: bool,
-    ) -> Option<Series> {
+        how: Use,
+    ) -> Result<(Series, bool), Refusal> {
         if let Err(e) = crate::line::check_name(name) {
             self.report_once(name, e);
-            return None;
-        }
-        let mut index = write(shard);
-        if let Some(entry) = index.get(name) {
-            if pin {
-                entry.pinned.store(true, Ordering::Relaxed);
-            }
-            return Some(entry.series.clone());
+            return Err(Refusal::Unusable);
         }
         let max = self.max_series.load(Ordering::Relaxed);
+        if self.live.load(Ordering::Relaxed) >= max {
+            return Err(self.refuse(name, max));
+        }
+        let mut index = write(shard);
+        if let Some(series) = index.get(name) {
+            if how == Use::Pinned {
+                series.life().pin();
+            }
+            return Ok((series.clone(), false));
+        }
         let reserved = self
             .live
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |live| {
@@ -388,21 +536,27 @@ impl Registry {
             });
         if reserved.is_err() {
             drop(index);
-            self.refused.fetch_add(1, Ordering::Relaxed);
-            self.report_once(
-                name,
-                format_args!(
-                    "metric {name:?} refused: {max} series exist already (Config::max_series); its calls send nothing"
-                ),
-            );
-            return None;
+            return Err(self.refuse(name, max));
         }
         let series = make(name.into());
-        index.insert(Entry {
-            series: series.clone(),
-            pinned: AtomicBool::new(pin),
-        });
-        Some(series)
+        if how == Use::Pinned {
+            series.life().pin();
+        }
+        index.insert(series.clone());
+        Ok((series, true))
+    }
+
+    /// Counts a name refused by the bound; logs it at most once a period.
+    #[cold]
+    fn refuse(&self, name: &str, max: usize) -> Refusal {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(n) = self.refused_log.hit() {
+            log::error!(
+                target: "graphyte",
+                "metric {name:?} refused: {max} series exist already (Config::max_series); its calls send nothing ({n} refusals since the last report; stats().series_refused counts them all)"
+            );
+        }
+        Refusal::Full
     }
 
     /// Logs `problem` under target `graphyte` unless a problem with `name`
@@ -450,11 +604,11 @@ mod tests {
         let a = r.counter("requests").unwrap();
         let b = r.counter("requests").unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-        assert!(r.gauge("requests").is_none());
-        assert!(r.timer("requests").is_none());
-        assert!(r.counter("bad name").is_none());
-        assert!(r.counter("x;env=").is_none());
-        assert!(r.gauge("queue.depth").is_some());
+        assert!(r.gauge("requests").is_err());
+        assert!(r.timer("requests").is_err());
+        assert!(r.counter("bad name").is_err());
+        assert!(r.counter("x;env=").is_err());
+        assert!(r.gauge("queue.depth").is_ok());
     }
 
     #[test]
@@ -651,7 +805,7 @@ mod tests {
         // Idle at 110; an add between the drain's look and the removal
         // (simulated: the add happens, then the removal re-checks).
         let index = read(r.shard("c"));
-        let series = index.get("c").unwrap().series.clone();
+        let series = index.get("c").unwrap().clone();
         drop(index);
         assert!(drain(&r, 110, false).is_empty());
         assert_eq!(r.count().live, 0, "removed");
@@ -675,7 +829,7 @@ mod tests {
     }
 
     fn index_series(r: &Registry, name: &str) -> Series {
-        read(r.shard(name)).get(name).unwrap().series.clone()
+        read(r.shard(name)).get(name).unwrap().clone()
     }
 
     #[test]
@@ -703,11 +857,49 @@ mod tests {
             }
         );
         assert!(
-            r.counter("literal").is_none(),
+            r.counter("literal").err() == Some(Refusal::Full),
             "a literal site is refused too"
         );
+        // Refusals are logged at a limited rate (the first was logged: the
+        // next report is a minute away), not remembered per name: no mutex
+        // is taken on a refused call.
+        assert!(r.refused_log.hit().is_none());
+        assert!(lock(&r.reported).names.is_empty());
+    }
+
+    #[test]
+    fn a_call_on_a_refused_name_takes_no_write_lock_and_no_mutex() {
+        let r = registry(1, 600);
+        r.add_to_counter("taken", 1);
+        // Hold what a refused call must not need: a read lock on the shard
+        // of the refused name (a write lock would wait for it) and the
+        // mutex of the names logged once.
+        let shard = read(r.shard("refused"));
         let reported = lock(&r.reported);
-        assert!(reported.names.contains("c9") && reported.names.contains("literal"));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..3 {
+                    r.add_to_counter("refused", 1);
+                    assert!(r.counter("refused").is_err());
+                }
+                done.store(true, Ordering::SeqCst);
+            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !done.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let finished = done.load(Ordering::SeqCst);
+            drop((shard, reported));
+            assert!(finished, "a refused call waited for a lock");
+        });
+        assert_eq!(
+            r.count(),
+            SeriesCount {
+                live: 1,
+                refused: 6
+            }
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub(crate) struct Timer {
     min: AtomicU64,
     max: AtomicU64,
     histogram: Histogram,
+    /// Pinned (timers are only made for call sites).
+    pub(crate) life: super::Life,
     name: Box<str>,
     /// `SUFFIXES` applied to `name`: the suffix goes on the path, before any
     /// inline tags (`db.query;env=prod` → `db.query.count;env=prod`).
@@ -58,6 +60,7 @@ impl Timer {
             min: AtomicU64::new(u64::MAX),
             max: AtomicU64::new(0),
             histogram: Histogram::new(),
+            life: super::Life::default(),
             name,
             names,
             drained: Mutex::default(),

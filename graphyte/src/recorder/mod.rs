@@ -37,12 +37,23 @@
 //!
 //! A `metrics::counter!("x")` and a `graphyte::count!("x")` are the same
 //! series; a name used as two kinds of series (a counter and a histogram,
-//! say) keeps the first and logs the conflict once. The idle timeout and
-//! the series bound apply: an idle series stops being sent, and past
-//! `max_series` new keys are refused and counted. Handles given out by the
-//! recorder hold their series, as the macros' call sites do: an idle
-//! series is not freed while a handle for it lives (the recorder keeps one
-//! per key), so `max_series` is what bounds their memory.
+//! say) keeps the first and logs the conflict once.
+//!
+//! # Idle label sets, and the bound
+//!
+//! The recorder keeps nothing per key: a key is turned into its Graphite
+//! name and looked up in the registry, which holds one series per name
+//! (keys that clean up to the same name, or list the same labels in
+//! another order, are one series). A series that sees no update for the
+//! [idle timeout](crate::Config::idle_timeout) stops being sent and is
+//! removed from the registry, its memory freed once no handle to it is
+//! left; a handle that is kept and updated later moves its update into a
+//! live series of the same name, so the update is sent, never lost. At
+//! most [`max_series`](crate::Config::max_series) series are live (the
+//! macros' and the facade's together); past that a new name is refused:
+//! the handle records nothing, the refusal is counted in
+//! `stats().series_refused` and logged at most once a minute. Expired
+//! series free their place.
 //!
 //! `describe_*` calls are accepted and ignored: Graphite keeps no units or
 //! descriptions.
@@ -69,17 +80,11 @@
 mod handles;
 mod names;
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, RwLock};
-
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
-use self::handles::{CounterHandle, GaugeHandle, HistogramHandle};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::global::global;
-use crate::sync::{read, write};
 
 /// Does what [`graphyte::init`](crate::init) does, and installs a
 /// [`GraphyteRecorder`] as the global `metrics` recorder.
@@ -105,11 +110,11 @@ pub fn install(config: impl Into<Config>) -> Result<()> {
 ///     metrics::counter!("jobs.done").increment(1); // recorded; sent after graphyte::init
 /// });
 /// ```
+///
+/// It holds no state: every recorder feeds the one registry.
 #[derive(Default)]
 pub struct GraphyteRecorder {
-    counters: Handles<CounterHandle>,
-    gauges: Handles<GaugeHandle>,
-    histograms: Handles<HistogramHandle>,
+    _private: (),
 }
 
 impl std::fmt::Debug for GraphyteRecorder {
@@ -118,76 +123,32 @@ impl std::fmt::Debug for GraphyteRecorder {
     }
 }
 
-/// `metrics` keys carry their hash: use it as it is.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by `Key` (it writes its hash with `write_u64`); a
-        // fallback that still hashes.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+/// The series of `key`, got by `get` from the key's Graphite name (`None`:
+/// refused; nothing is kept). A name that had to be changed is logged
+/// once, when its series is made.
+#[inline]
+fn series<T>(key: &Key, get: impl FnOnce(&str) -> Option<(T, bool)>) -> Option<T> {
+    names::with_graphite_name(
+        key.name(),
+        key.labels().map(|l| (l.key(), l.value())),
+        |name, changed| {
+            let (series, made) = get(name)?;
+            if made && changed {
+                report_changed(key, name);
+            }
+            Some(series)
+        },
+    )
 }
 
-const SHARDS: usize = 16;
-
-type Map<H> = HashMap<Key, Arc<H>, BuildHasherDefault<KeyHasher>>;
-
-/// One handle per key, in shards picked by the key's hash.
-struct Handles<H> {
-    shards: Box<[RwLock<Map<H>>]>,
-}
-
-impl<H> Default for Handles<H> {
-    fn default() -> Handles<H> {
-        Handles {
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-        }
-    }
-}
-
-impl<H> Handles<H> {
-    /// The handle of `key`, made by `make` from the key's Graphite name on
-    /// first use (`None`: the series was refused; nothing is kept).
-    #[inline]
-    fn get(&self, key: &Key, make: impl FnOnce(&str) -> Option<H>) -> Option<Arc<H>> {
-        let shard = &self.shards[(key.get_hash() >> 60) as usize % SHARDS];
-        if let Some(handle) = read(shard).get(key) {
-            return Some(Arc::clone(handle));
-        }
-        self.make(shard, key, make)
-    }
-
-    #[cold]
-    fn make(
-        &self,
-        shard: &RwLock<Map<H>>,
-        key: &Key,
-        make: impl FnOnce(&str) -> Option<H>,
-    ) -> Option<Arc<H>> {
-        let named = names::graphite_name(key.name(), key.labels().map(|l| (l.key(), l.value())));
-        if named.changed {
-            global().registry().report_once(
-                &named.name,
-                format_args!(
-                    "metrics key {key} is sent as {:?}: what Graphite cannot store was replaced",
-                    named.name
-                ),
-            );
-        }
-        let handle = Arc::new(make(&named.name)?);
-        let mut shard = write(shard);
-        Some(Arc::clone(shard.entry(key.clone()).or_insert(handle)))
-    }
+#[cold]
+fn report_changed(key: &Key, name: &str) {
+    global().registry().report_once(
+        name,
+        format_args!(
+            "metrics key {key} is sent as {name:?}: what Graphite cannot store was replaced"
+        ),
+    );
 }
 
 impl GraphyteRecorder {
@@ -205,29 +166,21 @@ impl Recorder for GraphyteRecorder {
     fn describe_histogram(&self, _key: KeyName, _unit: Option<Unit>, _description: SharedString) {}
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
-        self.counters
-            .get(key, |name| {
-                let series = global().registry().counter(name)?;
-                Some(CounterHandle { series })
-            })
+        series(key, |name| global().registry().expiring_counter(name).ok())
             .map_or_else(Counter::noop, Counter::from_arc)
     }
 
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
-        self.gauges
-            .get(key, |name| {
-                let series = global().registry().gauge(name)?;
-                Some(GaugeHandle { series })
-            })
-            .map_or_else(Gauge::noop, Gauge::from_arc)
+        series(key, |name| {
+            global().registry().expiring_gauge(name, None).ok()
+        })
+        .map_or_else(Gauge::noop, Gauge::from_arc)
     }
 
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
-        self.histograms
-            .get(key, |name| {
-                let series = global().registry().distribution(name)?;
-                Some(HistogramHandle { series })
-            })
-            .map_or_else(Histogram::noop, Histogram::from_arc)
+        series(key, |name| {
+            global().registry().expiring_distribution(name).ok()
+        })
+        .map_or_else(Histogram::noop, Histogram::from_arc)
     }
 }

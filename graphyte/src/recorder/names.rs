@@ -21,6 +21,7 @@
 use std::borrow::Cow;
 
 /// The Graphite name of a key, and whether anything had to be changed.
+#[cfg(test)]
 pub(super) struct Named {
     pub(super) name: String,
     pub(super) changed: bool,
@@ -94,14 +95,122 @@ fn tag_value(value: &str) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(out))
 }
 
+/// Labels kept on the stack: more spill into a `Vec`.
+const STACK_LABELS: usize = 8;
+
 /// The Graphite name of `name` with `labels`.
+#[cfg(test)]
 pub(super) fn graphite_name<'a>(
     name: &str,
-    labels: impl Iterator<Item = (&'a str, &'a str)>,
+    labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
 ) -> Named {
+    let mut out = String::new();
+    let changed = graphite_name_into(&mut out, name, labels);
+    Named { name: out, changed }
+}
+
+thread_local! {
+    /// Where the recorder builds names: no allocation per call.
+    static BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Calls `f` with the Graphite name of `name` with `labels` (built in a
+/// buffer of the thread's) and whether anything had to be changed.
+pub(super) fn with_graphite_name<'a, R>(
+    name: &str,
+    labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    f: impl FnOnce(&str, bool) -> R,
+) -> R {
+    // A logger that records through the facade may come back here from
+    // within `f`: that call builds its name in a `String` of its own.
+    let mut f = Some(f);
+    let mut labels = Some(labels);
+    let done = BUFFER
+        .try_with(|buffer| {
+            let mut buffer = buffer.try_borrow_mut().ok()?;
+            buffer.clear();
+            let changed = graphite_name_into(&mut buffer, name, labels.take()?);
+            Some((f.take()?)(&buffer, changed))
+        })
+        .ok()
+        .flatten();
+    match done {
+        Some(r) => r,
+        None => {
+            let mut out = String::new();
+            let changed = graphite_name_into(&mut out, name, labels.into_iter().flatten());
+            match f {
+                Some(f) => f(&out, changed),
+                None => unreachable!("f is taken only when it runs"),
+            }
+        }
+    }
+}
+
+/// Whether an ASCII byte is one that a tag key or value cannot hold as is
+/// (control characters, whitespace, `;`).
+fn bad_tag_byte(b: u8) -> bool {
+    b < 0x20 || b == 0x7f || b == b' ' || b == b';'
+}
+
+/// Whether `name` is a clean path (what [`path`] leaves unchanged), checked
+/// on its bytes: the common case, without decoding characters.
+fn clean_path(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let mut previous = b'.';
+    for &b in bytes {
+        let ok = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'#' | b'.');
+        if !ok || (b == b'.' && previous == b'.') {
+            return false;
+        }
+        previous = b;
+    }
+    previous != b'.'
+}
+
+/// Whether a label is kept as it is: what [`tag_key`] and [`tag_value`]
+/// leave unchanged, for ASCII text (anything else takes the long way).
+fn clean_label(key: &str, value: &str) -> bool {
+    !key.is_empty()
+        && key != "name"
+        && key
+            .bytes()
+            .all(|b| b.is_ascii() && !bad_tag_byte(b) && !matches!(b, b'!' | b'^' | b'='))
+        && !value.is_empty()
+        && !value.starts_with('~')
+        && value.bytes().all(|b| b.is_ascii() && !bad_tag_byte(b))
+}
+
+/// Writes the Graphite name of `name` with `labels` to `out`; says whether
+/// anything had to be changed.
+pub(super) fn graphite_name_into<'a>(
+    out: &mut String,
+    name: &str,
+    labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+) -> bool {
+    // The common cases first: a clean name with no label or one clean one.
+    let mut first_two = labels.clone();
+    match (first_two.next(), first_two.next()) {
+        (None, _) if clean_path(name) => {
+            out.push_str(name);
+            return false;
+        }
+        (Some((k, v)), None) if clean_path(name) && clean_label(k, v) => {
+            out.reserve(name.len() + k.len() + v.len() + 2);
+            out.push_str(name);
+            out.push(';');
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+            return false;
+        }
+        _ => {}
+    }
     let path = path(name);
     let mut changed = matches!(path, Cow::Owned(_));
-    let mut tags: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
+    let mut stack: [(Cow<'_, str>, Cow<'_, str>); STACK_LABELS] = Default::default();
+    let mut spilled: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
+    let mut n = 0;
     for (k, v) in labels {
         let key = tag_key(k);
         changed |= matches!(key, Cow::Owned(_)) || key != k;
@@ -110,21 +219,43 @@ pub(super) fn graphite_name<'a>(
             continue;
         };
         changed |= matches!(value, Cow::Owned(_));
+        let tags = if n <= STACK_LABELS && spilled.is_empty() {
+            &mut stack[..n]
+        } else {
+            &mut spilled[..]
+        };
         match tags.iter_mut().find(|(existing, _)| *existing == key) {
             Some(slot) => {
                 changed = true;
                 slot.1 = value;
             }
-            None => tags.push((key, value)),
+            None if n < STACK_LABELS => {
+                stack[n] = (key, value);
+                n += 1;
+            }
+            None => {
+                if spilled.is_empty() {
+                    spilled.extend(stack.iter_mut().map(std::mem::take));
+                }
+                spilled.push((key, value));
+                n += 1;
+            }
         }
     }
+    let tags = if spilled.is_empty() {
+        &mut stack[..n]
+    } else {
+        &mut spilled[..]
+    };
     // Carbon's canonical order: by the `k=v` strings.
-    tags.sort_by(|a, b| {
-        let a = a.0.bytes().chain([b'=']).chain(a.1.bytes());
-        let b = b.0.bytes().chain([b'=']).chain(b.1.bytes());
-        a.cmp(b)
-    });
-    let mut out = String::with_capacity(
+    if tags.len() > 1 {
+        tags.sort_by(|a, b| {
+            let a = a.0.bytes().chain([b'=']).chain(a.1.bytes());
+            let b = b.0.bytes().chain([b'=']).chain(b.1.bytes());
+            a.cmp(b)
+        });
+    }
+    out.reserve(
         path.len()
             + tags
                 .iter()
@@ -132,13 +263,13 @@ pub(super) fn graphite_name<'a>(
                 .sum::<usize>(),
     );
     out.push_str(&path);
-    for (k, v) in &tags {
+    for (k, v) in tags.iter() {
         out.push(';');
         out.push_str(k);
         out.push('=');
         out.push_str(v);
     }
-    Named { name: out, changed }
+    changed
 }
 
 #[cfg(test)]
@@ -208,6 +339,48 @@ mod tests {
         assert_eq!(named("m", &[("a", "x"), ("a-b", "y")]).0, "m;a-b=y;a=x");
         // A key given twice: the later wins.
         assert_eq!(named("m", &[("a", "1"), ("a", "2")]).0, "m;a=2");
+    }
+
+    #[test]
+    fn the_quick_checks_agree_with_the_rules() {
+        let samples = [
+            "",
+            "a",
+            "a.b",
+            ".a",
+            "a.",
+            "a..b",
+            "a b",
+            "a;b",
+            "a=b",
+            "~a",
+            "a~",
+            "name",
+            "x!y",
+            "x^y",
+            "é",
+            "a\tb",
+            "a\x7fb",
+            "a-b_c:d#e",
+            "/api?x=1",
+        ];
+        for s in samples {
+            assert_eq!(
+                clean_path(s),
+                matches!(path(s), Cow::Borrowed(p) if p == s),
+                "{s:?}"
+            );
+            for v in samples {
+                let slow = matches!(tag_key(s), Cow::Borrowed(k) if k == s)
+                    && matches!(tag_value(v), Some(Cow::Borrowed(x)) if x == v);
+                // The quick check may send non-ASCII the long way; never the
+                // other way round.
+                assert!(!clean_label(s, v) || slow, "{s:?} {v:?}");
+                if s.is_ascii() && v.is_ascii() {
+                    assert_eq!(clean_label(s, v), slow, "{s:?} {v:?}");
+                }
+            }
+        }
     }
 
     #[test]
