@@ -885,61 +885,44 @@ fn report(plan: &Plan, memories: &[Memory; 2], drains: &[Drain], calls: &[Call])
             None => String::new(),
         }
     };
-    for call in calls {
-        let (text, met) = match call.ratio() {
+    // One verdict cell: "ours vs base = ratio", with a note on what bounds it.
+    let cell = |ours: Option<f64>, base: Option<f64>, target: f64, note: &dyn Fn(f64) -> String| {
+        match ratio(ours, base) {
             Some(r) => (
-                format!(
-                    "{} vs {} = **{r:.2} ×**{}",
-                    ns(call.ours),
-                    ns(call.baseline),
-                    match ratio(call.fast_map, call.baseline) {
-                        Some(f) if r > RATIO => format!(
-                            "; bound: the same read-locked map with graphyte's hasher (foldhash) costs {} = {f:.2} ×: the shard lock and the probe of this design",
-                            ns(call.fast_map)
-                        ),
-                        _ => String::new(),
-                    }
-                ),
-                show(r <= RATIO),
+                format!("{} vs {} = **{r:.2} ×**{}", ns(ours), ns(base), note(r)),
+                show(r <= target),
             ),
             None => ("not measured".to_owned(), "-"),
-        };
+        }
+    };
+    for call in calls {
+        let (text, met) = cell(call.ours, call.baseline, RATIO, &|r| {
+            match ratio(call.fast_map, call.baseline) {
+                Some(f) if r > RATIO => format!(
+                    "; bound: the same read-locked map with graphyte's hasher (foldhash) costs {} = {f:.2} ×: the shard lock and the probe of this design",
+                    ns(call.fast_map)
+                ),
+                _ => String::new(),
+            }
+        });
         targets.line(format!(
             "| non-literal `count!`, {} series: ≤ {RATIO} × `RwLock<HashMap>` lookup-and-add | {text} | {met} |",
             chart::human(call.series as f64)
         ));
     }
     for call in calls {
-        let (text, met) = match ratio(call.facade, call.baseline) {
-            Some(r) => (
-                format!(
-                    "{} vs {} = **{r:.2} ×**{}",
-                    ns(call.facade),
-                    ns(call.baseline),
-                    floor_note(call, call.baseline, RATIO)
-                ),
-                show(r <= RATIO),
-            ),
-            None => ("not measured".to_owned(), "-"),
-        };
+        let (text, met) = cell(call.facade, call.baseline, RATIO, &|_| {
+            floor_note(call, call.baseline, RATIO)
+        });
         targets.line(format!(
             "| facade `counter!(\"name\", \"user\" => id).increment(1)`, {} series: ≤ {RATIO} × `RwLock<HashMap>` lookup-and-add | {text} | {met} |",
             chart::human(call.series as f64)
         ));
     }
     for call in calls {
-        let (text, met) = match ratio(call.facade, call.prometheus) {
-            Some(r) => (
-                format!(
-                    "{} vs {} = **{r:.2} ×**{}",
-                    ns(call.facade),
-                    ns(call.prometheus),
-                    floor_note(call, call.prometheus, PEER_RATIO)
-                ),
-                show(r <= PEER_RATIO),
-            ),
-            None => ("not measured".to_owned(), "-"),
-        };
+        let (text, met) = cell(call.facade, call.prometheus, PEER_RATIO, &|_| {
+            floor_note(call, call.prometheus, PEER_RATIO)
+        });
         targets.line(format!(
             "| facade `counter!` with a dynamic label, {} series: ≤ {PEER_RATIO} × metrics-exporter-prometheus's recorder (idle timeout on) | {text} | {met} |",
             chart::human(call.series as f64)
