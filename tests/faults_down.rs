@@ -193,7 +193,7 @@ fn interval_sends_while_carbon_is_down_are_kept_and_delivered_when_it_starts() {
     for i in 0..SENT {
         match times.time(|| graphyte::send_at(&lines.name(i), i, lines.ts(i))) {
             Ok(()) => assert!(i < QUEUE, "line {i} queued beyond the bound"),
-            Err(Error::QueueFull { capacity }) => {
+            Err(Error::QueueFull { capacity, .. }) => {
                 assert_eq!(capacity, QUEUE as usize);
                 assert!(i >= QUEUE, "line {i} refused below the bound");
                 full += 1;

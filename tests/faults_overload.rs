@@ -41,7 +41,7 @@ fn hammer(s: &Sender, lines: &Numbered, first: u64, duration: Duration) -> Outco
     while Instant::now() < until {
         match out.times.time(|| lines.send(s, i)) {
             Ok(()) => out.accepted.push(i),
-            Err(Error::QueueFull { capacity }) => {
+            Err(Error::QueueFull { capacity, .. }) => {
                 assert_eq!(capacity, QUEUE);
                 out.full += 1;
             }

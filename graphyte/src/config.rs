@@ -18,6 +18,11 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// between two writes is kept whole (about 15 MiB of 60-byte lines at most).
 pub const DEFAULT_QUEUE_SIZE: usize = 250_000;
 
+/// Default interval-mode queue bound, in bytes of queued lines: 32 MiB, room
+/// for the default 250,000 lines of up to 134 bytes each. The queue's
+/// buffers take at most about twice this (see [`Config::queue_bytes`]).
+pub const DEFAULT_QUEUE_BYTES: usize = 32 << 20;
+
 /// How a [`Sender`](crate::Sender) sends: server, prefix, mode and limits.
 ///
 /// Built with setters from [`Config::new`], or converted from a `&str`
@@ -44,6 +49,7 @@ pub const DEFAULT_QUEUE_SIZE: usize = 250_000;
 /// | [`timeout`](Config::timeout) | 5 s | each connect and write; also bounds `flush`/`stop` | under 1 ms: 1 ms; too long to be an instant: a year |
 /// | [`interval`](Config::interval) | none (synchronous) | queue sends and write them from a background thread | zero: synchronous |
 /// | [`queue_size`](Config::queue_size) | 250,000 lines | interval mode: lines kept before sends are dropped | 0: refused |
+/// | [`queue_bytes`](Config::queue_bytes) | 32 MiB | interval mode: bytes of lines kept before sends are dropped | under 16 KiB (the longest line): 16 KiB |
 /// | [`batch_size`](Config::batch_size) | 1000 lines | interval mode: lines per write | 0: refused |
 /// | [`protocol`](Config::protocol) | TCP | or UDP | |
 /// | [`udp_max_datagram`](Config::udp_max_datagram) | 1432 bytes | UDP: the largest datagram | clamped to 1..=65,507 |
@@ -68,6 +74,7 @@ pub struct Config {
     pub(crate) timeout: Duration,
     pub(crate) interval: Option<Duration>,
     pub(crate) queue_size: usize,
+    pub(crate) queue_bytes: usize,
     pub(crate) batch_size: usize,
     pub(crate) protocol: Protocol,
     pub(crate) udp_max_datagram: usize,
@@ -106,6 +113,7 @@ impl Config {
             timeout: DEFAULT_TIMEOUT,
             interval: None,
             queue_size: DEFAULT_QUEUE_SIZE,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
             batch_size: DEFAULT_BATCH_SIZE,
             protocol: Protocol::Tcp,
             udp_max_datagram: crate::transport::DEFAULT_MAX_DATAGRAM,
@@ -163,6 +171,25 @@ impl Config {
     /// with [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     pub fn queue_size(mut self, lines: usize) -> Config {
         self.queue_size = lines;
+        self
+    }
+
+    /// Interval mode: the most bytes of lines kept waiting (default 32 MiB,
+    /// [`DEFAULT_QUEUE_BYTES`]), besides the [`queue_size`](Config::queue_size)
+    /// bound in lines; a send that would pass it is refused the same way.
+    /// The queue's buffers then take at most about twice this much memory
+    /// (buffers grow by doubling), plus up to 1 MiB per sending thread kept
+    /// for reuse. Under 16 KiB, the longest line graphyte sends, it is 16 KiB.
+    ///
+    /// ```
+    /// // Lines of up to 16 KiB: without a byte bound, 250,000 of them would be 4 GiB.
+    /// let config = graphyte::Config::new("graphite.example.com")
+    ///     .interval(std::time::Duration::from_secs(10))
+    ///     .queue_bytes(8 << 20);
+    /// # let _ = config;
+    /// ```
+    pub fn queue_bytes(mut self, bytes: usize) -> Config {
+        self.queue_bytes = bytes.max(crate::validate::MAX_LINE_LEN);
         self
     }
 
@@ -361,6 +388,7 @@ impl fmt::Debug for Config {
             .field("timeout", &self.timeout)
             .field("interval", &self.interval)
             .field("queue_size", &self.queue_size)
+            .field("queue_bytes", &self.queue_bytes)
             .field("batch_size", &self.batch_size)
             .field("protocol", &self.protocol)
             .field("dns_refresh", &self.dns_refresh)

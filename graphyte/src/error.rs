@@ -96,11 +96,14 @@ pub enum Error {
         /// How long the lookup was waited for.
         after: Duration,
     },
-    /// Interval mode: the queue already holds `capacity` lines, so this one was
-    /// dropped (and counted in [`Stats::dropped`](crate::Stats::dropped)).
+    /// Interval mode: the queue already holds `capacity` lines, or this line
+    /// would take it past `max_bytes`, so the line was dropped (and counted
+    /// in [`Stats::dropped`](crate::Stats::dropped)).
     QueueFull {
         /// The configured queue size, in lines.
         capacity: usize,
+        /// The configured queue bound in bytes.
+        max_bytes: usize,
     },
     /// `flush`, `stop` or `shutdown` could not deliver everything within the
     /// timeout; `pending` lines are still queued (or, after a stop, lost).
@@ -150,9 +153,12 @@ impl fmt::Display for Error {
                 f,
                 "resolving {host} timed out after {after:?}: the name server did not answer"
             ),
-            Error::QueueFull { capacity } => write!(
+            Error::QueueFull {
+                capacity,
+                max_bytes,
+            } => write!(
                 f,
-                "graphyte queue is full ({capacity} lines); the metric was dropped"
+                "graphyte queue is full (it holds at most {capacity} lines and {max_bytes} bytes); the metric was dropped"
             ),
             Error::Undelivered { pending, reason } => {
                 write!(f, "{pending} lines were not delivered: {reason}")

@@ -93,7 +93,10 @@ mod value;
 mod worker;
 
 pub use aggregate::{CountDelta, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SERIES};
-pub use config::{Config, DEFAULT_BATCH_SIZE, DEFAULT_PORT, DEFAULT_QUEUE_SIZE, DEFAULT_TIMEOUT};
+pub use config::{
+    Config, DEFAULT_BATCH_SIZE, DEFAULT_PORT, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE,
+    DEFAULT_TIMEOUT,
+};
 pub use error::{Error, Result};
 pub use global::{
     flush, init, metric, send, send_at, send_tagged, send_tagged_at, sender, shutdown, stats,

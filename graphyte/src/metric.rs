@@ -1,7 +1,6 @@
 //! [`Metric`]: a handle for sending one series over and over, with its name
 //! validated and rendered once.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -11,11 +10,6 @@ use crate::sender::Sender;
 use crate::timestamp::Timestamp;
 use crate::validate::MAX_LINE_LEN;
 use crate::value::Value;
-
-thread_local! {
-    /// Per-thread scratch buffer, so a send does not allocate.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// One series of one [`Sender`]: its name, the sender's prefix and the tags
 /// validated and rendered once, so that a send only formats the value and
@@ -95,33 +89,26 @@ impl Metric {
         &self.sender
     }
 
-    fn send_line<V: Value>(&self, value: V, ts: Timestamp) -> Result<()> {
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut buf) => {
-                buf.clear();
-                self.format_and_deliver(&mut buf, value, ts)
-            }
-            // Re-entered from a transport or logger: use a fresh buffer.
-            Err(_) => self.format_and_deliver(&mut Vec::new(), value, ts),
-        })
-    }
-
     #[inline]
-    fn format_and_deliver<V: Value>(
-        &self,
-        buf: &mut Vec<u8>,
-        value: V,
-        ts: Timestamp,
-    ) -> Result<()> {
-        buf.extend_from_slice(&self.series.head);
-        write_tail(buf, &self.series.name, value, ts)?;
-        if buf.len() > MAX_LINE_LEN {
-            return Err(Error::LineTooLong {
-                name: self.series.name.to_string(),
-                len: buf.len(),
-            });
-        }
-        self.sender.deliver(buf)
+    fn send_line<V: Value>(&self, value: V, ts: Timestamp) -> Result<()> {
+        let series = &*self.series;
+        self.sender.deliver_with(&|buf: &mut Vec<u8>| {
+            let start = buf.len();
+            buf.extend_from_slice(&series.head);
+            if let Err(e) = write_tail(buf, &series.name, value, ts) {
+                buf.truncate(start);
+                return Err(e);
+            }
+            let len = buf.len() - start;
+            if len > MAX_LINE_LEN {
+                buf.truncate(start);
+                return Err(Error::LineTooLong {
+                    name: series.name.to_string(),
+                    len,
+                });
+            }
+            Ok(())
+        })
     }
 }
 

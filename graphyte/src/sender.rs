@@ -137,6 +137,7 @@ impl Sender {
             Some(interval) => {
                 let queue = Queue::new(
                     config.queue_size,
+                    config.queue_bytes,
                     config.batch_size,
                     interval.max(Duration::from_secs(1)),
                 );
@@ -214,28 +215,11 @@ impl Sender {
         value: V,
         ts: Timestamp,
     ) -> Result<()> {
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut buf) => {
-                buf.clear();
-                self.format_and_deliver(&mut buf, name, tags, value, ts)
-            }
-            // Re-entered from a transport or logger: use a fresh buffer.
-            Err(_) => self.format_and_deliver(&mut Vec::new(), name, tags, value, ts),
+        self.deliver_with(&|buf: &mut Vec<u8>| {
+            self.inner
+                .format
+                .format_tagged_into(buf, name, tags, value, ts)
         })
-    }
-
-    fn format_and_deliver<V: Value, K: AsRef<str>, T: AsRef<str>>(
-        &self,
-        buf: &mut Vec<u8>,
-        name: &str,
-        tags: &[(K, T)],
-        value: V,
-        ts: Timestamp,
-    ) -> Result<()> {
-        self.inner
-            .format
-            .format_tagged_into(buf, name, tags, value, ts)?;
-        self.deliver(buf)
     }
 
     /// A handle for sending `name` over and over: the name and the prefix
@@ -255,22 +239,39 @@ impl Sender {
         Metric::new(self, name, tags)
     }
 
-    /// Queues (interval mode) or writes one complete line. Once the queue
-    /// has stopped, it refuses the line and it is written synchronously.
+    /// Queues (interval mode) or writes the one complete line `format`
+    /// appends to a buffer (or the error it returns, leaving the buffer as
+    /// it was). In interval mode the line is formatted straight into the
+    /// queue; once the queue has stopped, it is written synchronously.
     #[inline]
-    pub(crate) fn deliver(&self, line: &[u8]) -> Result<()> {
+    pub(crate) fn deliver_with<F>(&self, format: &F) -> Result<()>
+    where
+        F: Fn(&mut Vec<u8>) -> Result<()>,
+    {
         if let Some(worker) = &self.inner.worker {
-            match worker.queue().push(line, &self.inner.link.counters) {
+            match worker.queue().push_with(&self.inner.link.counters, format) {
                 Ok(Pushed::Queued) => return Ok(()),
                 Ok(Pushed::HalfFull) => {
                     worker.wake();
                     return Ok(());
                 }
-                Err(Refused::Full(e)) => return Err(e),
+                Err(Refused::Full(e) | Refused::Invalid(e)) => return Err(e),
                 Err(Refused::Closed) => {}
             }
         }
-        self.inner.link.write(line, 1)
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                format(&mut buf)?;
+                self.inner.link.write(&buf, 1)
+            }
+            // Re-entered from a transport or logger: use a fresh buffer.
+            Err(_) => {
+                let mut buf = Vec::new();
+                format(&mut buf)?;
+                self.inner.link.write(&buf, 1)
+            }
+        })
     }
 
     /// The line format (prefix and default tags) of this sender.

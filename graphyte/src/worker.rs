@@ -226,9 +226,8 @@ impl Worker {
             }
 
             // 4. Sleep unless a write is due and no retry wait runs.
-            let urgent = stopping
-                || ctl.flush_done < ctl.flush_requested
-                || waiting >= self.queue.high_water();
+            let urgent =
+                stopping || ctl.flush_done < ctl.flush_requested || self.queue.past_high_water();
             let want = waiting > 0 && (tick_due || urgent);
             if !want || !retry.allows(now) {
                 let mut until = ticks.next;

@@ -66,7 +66,7 @@ fn a_full_queue_drops_counts_and_never_blocks() {
         s.send_at("m", i, TS).unwrap();
     }
     match s.send_at("m", 10, TS) {
-        Err(Error::QueueFull { capacity }) => assert_eq!(capacity, 10),
+        Err(Error::QueueFull { capacity, .. }) => assert_eq!(capacity, 10),
         other => panic!("expected QueueFull, got {other:?}"),
     }
     assert_eq!(s.stats().dropped, 1);
