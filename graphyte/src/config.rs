@@ -19,8 +19,8 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 pub const DEFAULT_QUEUE_SIZE: usize = 250_000;
 
 /// Default interval-mode queue bound, in bytes of queued lines: 32 MiB, room
-/// for the default 250,000 lines of up to 134 bytes each. The queue's
-/// buffers take at most about twice this (see [`Config::queue_bytes`]).
+/// for the default 250,000 lines of up to 134 bytes each (see
+/// [`Config::queue_bytes`] for the memory it takes).
 pub const DEFAULT_QUEUE_BYTES: usize = 32 << 20;
 
 /// How a [`Sender`](crate::Sender) sends: server, prefix, mode and limits.
@@ -178,8 +178,9 @@ impl Config {
     /// [`DEFAULT_QUEUE_BYTES`]), besides the [`queue_size`](Config::queue_size)
     /// bound in lines; a send that would pass it is refused the same way.
     /// The queue's buffers then take at most about twice this much memory
-    /// (buffers grow by doubling), plus up to 1 MiB per sending thread kept
-    /// for reuse. Under 16 KiB, the longest line graphyte sends, it is 16 KiB.
+    /// (buffers grow by doubling), and for a moment up to four times while
+    /// a failed write is put back in front of what arrived meanwhile. Under
+    /// 16 KiB, the longest line graphyte sends, it is 16 KiB.
     ///
     /// ```
     /// // Lines of up to 16 KiB: without a byte bound, 250,000 of them would be 4 GiB.

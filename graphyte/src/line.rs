@@ -115,15 +115,9 @@ impl LineFormat {
             .and_then(|()| write_tail(buf, name, value, timestamp));
         if result.is_err() {
             buf.truncate(start);
-        } else if buf.len() - start > MAX_LINE_LEN {
-            let len = buf.len() - start;
-            buf.truncate(start);
-            return Err(Error::LineTooLong {
-                name: name.to_owned(),
-                len,
-            });
+            return result;
         }
-        result
+        check_line_len(buf, start, name)
     }
 
     /// Appends what starts every line of `name` with `tags`: the prefix,
@@ -205,6 +199,20 @@ impl LineFormat {
         write_tag_list(buf, &merged);
         Ok(())
     }
+}
+
+/// Checks that the line from `start` to the end of `buf` is at most
+/// [`MAX_LINE_LEN`] long; removes it if not.
+pub(crate) fn check_line_len(buf: &mut Vec<u8>, start: usize, name: &str) -> Result<()> {
+    let len = buf.len() - start;
+    if len > MAX_LINE_LEN {
+        buf.truncate(start);
+        return Err(Error::LineTooLong {
+            name: name.to_owned(),
+            len,
+        });
+    }
+    Ok(())
 }
 
 /// Appends what ends every line after its head: the value, a space, the

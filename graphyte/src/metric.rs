@@ -4,11 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::line::write_tail;
+use crate::error::Result;
+use crate::line::{check_line_len, write_tail};
 use crate::sender::Sender;
 use crate::timestamp::Timestamp;
-use crate::validate::MAX_LINE_LEN;
 use crate::value::Value;
 
 /// One series of one [`Sender`]: its name, the sender's prefix and the tags
@@ -99,15 +98,7 @@ impl Metric {
                 buf.truncate(start);
                 return Err(e);
             }
-            let len = buf.len() - start;
-            if len > MAX_LINE_LEN {
-                buf.truncate(start);
-                return Err(Error::LineTooLong {
-                    name: series.name.to_string(),
-                    len,
-                });
-            }
-            Ok(())
+            check_line_len(buf, start, &series.name)
         })
     }
 }

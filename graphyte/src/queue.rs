@@ -344,11 +344,6 @@ impl Queue {
         self.core.batch_size
     }
 
-    /// Buffers for [`take`](Queue::take).
-    pub(crate) fn spares(&self) -> Vec<Lines> {
-        Vec::new()
-    }
-
     /// Swaps every slot's lines into `into` (one entry per slot, in order,
     /// made as needed), in O(1) per slot; returns how many lines were taken.
     /// They still count against the bound until [`written`](Queue::written)
@@ -372,20 +367,14 @@ impl Queue {
     }
 
     /// All `taken` lines were written: they leave the queue.
-    pub(crate) fn written(&self, taken: &mut [Lines], count: usize) {
-        self.put_back(taken, count, usize::MAX, 0);
+    pub(crate) fn written(&self, taken: &mut [Lines]) {
+        self.put_back(taken, usize::MAX, 0);
     }
 
-    /// Writing `taken` (`count` lines) stopped in slot `failed` after its
+    /// Writing `taken` stopped in slot `failed` after its
     /// first `delivered` bytes: puts what was not written back in front of
     /// what arrived meanwhile, each in its slot; the rest leave the queue.
-    pub(crate) fn put_back(
-        &self,
-        taken: &mut [Lines],
-        count: usize,
-        failed: usize,
-        delivered: usize,
-    ) {
+    pub(crate) fn put_back(&self, taken: &mut [Lines], failed: usize, delivered: usize) {
         let core = &*self.core;
         let slots = read(&core.slots);
         let (mut gone_lines, mut gone_bytes) = (0, 0);
@@ -413,7 +402,6 @@ impl Queue {
                 spare.recycle();
             }
         });
-        debug_assert!(gone_lines <= count);
         core.held_lines.fetch_sub(gone_lines, Ordering::AcqRel);
         core.held_bytes.fetch_sub(gone_bytes, Ordering::AcqRel);
     }
@@ -562,6 +550,7 @@ impl Core {
         st.credit_bytes -= line.len();
         st.lines.append(line, self.batch_size);
         slot.publish(&st);
+        // The bound was reached: the worker is due to write.
         Ok(Pushed::HalfFull)
     }
 
@@ -780,19 +769,19 @@ mod tests {
         for line in [&b"a 1 1\n"[..], b"b 2 2\n", b"c 3 3\n"] {
             push(&queue, &counters, line).unwrap();
         }
-        let mut taken = queue.spares();
+        let mut taken = Vec::new();
         assert_eq!(queue.take(&mut taken), 3);
         assert_eq!(queue.len(), 3, "lines being written are still queued");
         push(&queue, &counters, b"d 4 4\n").unwrap();
         assert_eq!(queue.len(), 4);
         let slot = taken.iter().position(|l| l.count > 0).unwrap();
         // "a" went out whole; "b" and "c" go back, before "d".
-        queue.put_back(&mut taken, 3, slot, 6);
+        queue.put_back(&mut taken, slot, 6);
         assert_eq!(queue.len(), 3);
-        let mut again = queue.spares();
+        let mut again = Vec::new();
         assert_eq!(queue.take(&mut again), 3);
         assert_eq!(again[slot].bytes(), b"b 2 2\nc 3 3\nd 4 4\n");
-        queue.written(&mut again, 3);
+        queue.written(&mut again);
         assert_eq!(queue.len(), 0);
         assert!(queue.close_if_empty());
         assert!(matches!(
@@ -831,9 +820,9 @@ mod tests {
         push(&queue, &counters, b"c 1 1\n").unwrap(); // 19 bytes in all
         assert_eq!(queue.len(), 2);
         assert_eq!(queue.push_report(b"r 1 1\n", 1), 0, "one byte left");
-        let mut taken = queue.spares();
+        let mut taken = Vec::new();
         assert_eq!(queue.take(&mut taken), 2);
-        queue.written(&mut taken, 2);
+        queue.written(&mut taken);
         assert_eq!(queue.push_report(b"r 1 1\nr 2 2\nr 3 3\nr 4 4\n", 4), 3);
     }
 
@@ -887,7 +876,7 @@ mod tests {
             Ok(())
         };
         queue.push_with(&counters, &inner).unwrap();
-        let mut taken = queue.spares();
+        let mut taken = Vec::new();
         assert_eq!(queue.take(&mut taken), 2);
         assert_eq!(taken[SHARED].bytes(), b"inner 1 1\n");
     }

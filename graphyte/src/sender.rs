@@ -259,18 +259,18 @@ impl Sender {
                 Err(Refused::Closed) => {}
             }
         }
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut buf) => {
-                buf.clear();
-                format(&mut buf)?;
-                self.inner.link.write(&buf, 1)
-            }
-            // Re-entered from a transport or logger: use a fresh buffer.
-            Err(_) => {
-                let mut buf = Vec::new();
-                format(&mut buf)?;
-                self.inner.link.write(&buf, 1)
-            }
+        SCRATCH.with(|scratch| {
+            // Re-entered from a transport or logger: a fresh buffer.
+            let (mut borrowed, mut fresh) = (scratch.try_borrow_mut(), Vec::new());
+            let buf = match &mut borrowed {
+                Ok(buf) => {
+                    buf.clear();
+                    &mut **buf
+                }
+                Err(_) => &mut fresh,
+            };
+            format(buf)?;
+            self.inner.link.write(buf, 1)
         })
     }
 

@@ -180,7 +180,7 @@ impl Worker {
     /// The thread. It never closes the transport: the sender does, once,
     /// after its last write.
     fn run(&self, link: &Link, reports: &mut Reports) {
-        let mut taken = self.queue.spares();
+        let mut taken = Vec::new();
         let mut retry = Retry::default();
         let mut ticks = Ticks::new(self.interval);
         // A write is due because an interval ended (rather than urgent).
@@ -243,14 +243,14 @@ impl Worker {
 
             // 5. Write everything queued, without holding the lock.
             let generation = ctl.flush_requested;
-            let count = self.queue.take(&mut taken);
+            self.queue.take(&mut taken);
             let deadline = ctl.deadline;
             drop(ctl);
             let outcome = self.write(link, &taken, deadline);
             ctl = lock(&self.control);
             match outcome {
                 Ok(()) => {
-                    self.queue.written(&mut taken, count);
+                    self.queue.written(&mut taken);
                     retry = Retry::default();
                     tick_due = false;
                     ctl.last_error = None;
@@ -259,7 +259,7 @@ impl Worker {
                 }
                 Err(stopped) => {
                     self.queue
-                        .put_back(&mut taken, count, stopped.shard, stopped.delivered);
+                        .put_back(&mut taken, stopped.shard, stopped.delivered);
                     ctl.last_error = Some(stopped.error.to_string());
                     retry.schedule(self.interval);
                     self.progress.notify_all();
