@@ -255,7 +255,7 @@ impl Sender {
                     worker.wake();
                     return Ok(());
                 }
-                Err(Refused::Full(e) | Refused::Invalid(e)) => return Err(e),
+                Err(Refused::Full(e) | Refused::Invalid(e)) => return Err(*e),
                 Err(Refused::Closed) => {}
             }
         }
