@@ -26,8 +26,12 @@ use crate::log_limit::{AtomicLogLimiter, LineCount};
 use crate::stats::Counters;
 use crate::sync::{lock, read, write};
 
-/// The largest buffer the worker keeps for reuse after a write; a larger
-/// one is freed, so that spare buffers do not hold the bound's bytes a
+/// Buffers the worker keeps for reuse after a write: any up to this size,
+/// and larger ones while all it keeps add up to at most a quarter of
+/// `queue_bytes` (see [`Core::keep_spares`]). Reusing a buffer saves the
+/// producer growing a new one through every size up to what one interval
+/// holds (a tenth of `send()` end to end with 1 MiB here and nothing above
+/// it); the limit keeps spare buffers from holding the bound's bytes a
 /// second time after a burst.
 const SPARE_BYTES: usize = 1 << 20;
 
@@ -69,6 +73,8 @@ struct Core {
     max_bytes: usize,
     chunk_lines: usize,
     chunk_bytes: usize,
+    /// The most bytes of buffers kept for reuse above [`SPARE_BYTES`] each.
+    spare_bytes: usize,
     batch_size: usize,
     /// Lines (bytes) at which the worker writes without waiting for the tick.
     high_water: usize,
@@ -209,6 +215,7 @@ impl Queue {
             max_bytes,
             chunk_lines: share(capacity, CHUNK_LINES),
             chunk_bytes: share(max_bytes, CHUNK_BYTES),
+            spare_bytes: max_bytes / 4,
             batch_size,
             high_water: (capacity / 2).max(1),
             high_bytes: (max_bytes / 2).max(1),
@@ -403,9 +410,10 @@ impl Queue {
                 }
                 slot.publish(&st);
                 drop(st);
-                spare.recycle();
+                spare.clear();
             }
         });
+        core.keep_spares(taken);
         core.held_lines.fetch_sub(gone_lines, Ordering::AcqRel);
         core.held_bytes.fetch_sub(gone_bytes, Ordering::AcqRel);
     }
@@ -456,6 +464,24 @@ impl Queue {
 }
 
 impl Core {
+    /// Frees the worker's spare buffers (emptied) that pass what it keeps:
+    /// every one up to [`SPARE_BYTES`], larger ones while they add up to
+    /// at most `spare_bytes`.
+    fn keep_spares(&self, spares: &mut [Lines]) {
+        let mut kept = 0;
+        for spare in spares {
+            let bytes = spare.buf.capacity();
+            if bytes <= SPARE_BYTES {
+                continue;
+            }
+            if kept + bytes <= self.spare_bytes {
+                kept += bytes;
+            } else {
+                *spare = Lines::default();
+            }
+        }
+    }
+
     /// Appends the line `format` makes to `slot`, spending its credit.
     #[inline]
     fn push_into<F>(&self, slot: &Slot, counters: &Counters, format: &F) -> Result<Pushed, Refused>
@@ -680,15 +706,11 @@ impl Lines {
         full.chain(tail)
     }
 
-    /// Empties the buffer for reuse, freeing it if it grew large.
-    fn recycle(&mut self) {
-        if self.buf.capacity() > SPARE_BYTES {
-            *self = Lines::default();
-        } else {
-            self.buf.clear();
-            self.batch_ends.clear();
-            self.count = 0;
-        }
+    /// Empties it, keeping its buffers for reuse.
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.batch_ends.clear();
+        self.count = 0;
     }
 
     /// Appends complete lines, keeping `count` and `batch_ends` right;
