@@ -149,23 +149,39 @@ pub(super) fn with_graphite_name<'a, R>(
 
 /// Whether an ASCII byte is one that a tag key or value cannot hold as is
 /// (control characters, whitespace, `;`).
-fn bad_tag_byte(b: u8) -> bool {
+const fn bad_tag_byte(b: u8) -> bool {
     b < 0x20 || b == 0x7f || b == b' ' || b == b';'
 }
+
+/// Which bytes the quick checks pass: a table each, so that a byte costs
+/// one load instead of a chain of comparisons. Non-ASCII bytes pass none
+/// (text with them takes the long way).
+macro_rules! byte_table {
+    (|$b:ident| $ok:expr) => {{
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < 128 {
+            let $b = i as u8;
+            table[i] = $ok;
+            i += 1;
+        }
+        table
+    }};
+}
+static PATH_BYTE: [bool; 256] =
+    byte_table!(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'#' | b'.'));
+static KEY_BYTE: [bool; 256] =
+    byte_table!(|b| !bad_tag_byte(b) && !matches!(b, b'!' | b'^' | b'='));
+static VALUE_BYTE: [bool; 256] = byte_table!(|b| !bad_tag_byte(b));
 
 /// Whether `name` is a clean path (what [`path`] leaves unchanged), checked
 /// on its bytes: the common case, without decoding characters.
 fn clean_path(name: &str) -> bool {
     let bytes = name.as_bytes();
-    let mut previous = b'.';
-    for &b in bytes {
-        let ok = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'#' | b'.');
-        if !ok || (b == b'.' && previous == b'.') {
-            return false;
-        }
-        previous = b;
-    }
-    previous != b'.'
+    bytes.iter().all(|&b| PATH_BYTE[usize::from(b)])
+        && bytes.first().is_some_and(|&b| b != b'.')
+        && bytes.last().is_some_and(|&b| b != b'.')
+        && !bytes.windows(2).any(|w| w == b"..")
 }
 
 /// Whether a label is kept as it is: what [`tag_key`] and [`tag_value`]
@@ -173,12 +189,10 @@ fn clean_path(name: &str) -> bool {
 fn clean_label(key: &str, value: &str) -> bool {
     !key.is_empty()
         && key != "name"
-        && key
-            .bytes()
-            .all(|b| b.is_ascii() && !bad_tag_byte(b) && !matches!(b, b'!' | b'^' | b'='))
+        && key.bytes().all(|b| KEY_BYTE[usize::from(b)])
         && !value.is_empty()
         && !value.starts_with('~')
-        && value.bytes().all(|b| b.is_ascii() && !bad_tag_byte(b))
+        && value.bytes().all(|b| VALUE_BYTE[usize::from(b)])
 }
 
 /// Writes the Graphite name of `name` with `labels` to `out`; says whether
@@ -188,24 +202,79 @@ pub(super) fn graphite_name_into<'a>(
     name: &str,
     labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
 ) -> bool {
-    // The common cases first: a clean name with no label or one clean one.
-    let mut first_two = labels.clone();
-    match (first_two.next(), first_two.next()) {
-        (None, _) if clean_path(name) => {
-            out.push_str(name);
-            return false;
-        }
-        (Some((k, v)), None) if clean_path(name) && clean_label(k, v) => {
-            out.reserve(name.len() + k.len() + v.len() + 2);
-            out.push_str(name);
-            out.push(';');
-            out.push_str(k);
-            out.push('=');
-            out.push_str(v);
-            return false;
-        }
-        _ => {}
+    if clean_name_into(out, name, labels.clone()) {
+        return false;
     }
+    rewritten_name_into(out, name, labels)
+}
+
+/// The common case: a clean name with at most [`STACK_LABELS`] clean
+/// labels, no key twice, needs no rewriting, only the labels sorted. Writes
+/// it and returns true if it is that case; otherwise writes nothing.
+fn clean_name_into<'a>(
+    out: &mut String,
+    name: &str,
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+) -> bool {
+    if !clean_path(name) {
+        return false;
+    }
+    let mut tags = [("", ""); STACK_LABELS];
+    let mut n = 0;
+    for (k, v) in labels {
+        if n == STACK_LABELS || !clean_label(k, v) || tags[..n].iter().any(|&(key, _)| key == k) {
+            return false;
+        }
+        tags[n] = (k, v);
+        n += 1;
+    }
+    let tags = &mut tags[..n];
+    // Carbon's canonical order: by the `k=v` strings (no two are equal:
+    // the keys differ).
+    tags.sort_unstable_by(|a, b| carbon_order((a.0, a.1), (b.0, b.1)));
+    out.reserve(
+        name.len()
+            + tags
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>(),
+    );
+    out.push_str(name);
+    for (k, v) in tags.iter() {
+        out.push(';');
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    true
+}
+
+/// Carbon's order of two tags: by their `k=v` strings. Compared a part at
+/// a time, not a byte at a time: the keys' common length, then the values
+/// if the keys are equal; only where one key is a prefix of the other do
+/// the `=` and what follows decide.
+fn carbon_order(a: (&str, &str), b: (&str, &str)) -> std::cmp::Ordering {
+    let (ka, kb) = (a.0.as_bytes(), b.0.as_bytes());
+    let common = ka.len().min(kb.len());
+    match ka[..common].cmp(&kb[..common]) {
+        std::cmp::Ordering::Equal if ka.len() == kb.len() => a.1.cmp(b.1),
+        std::cmp::Ordering::Equal => {
+            let a = ka[common..].iter().chain(b"=").chain(a.1.as_bytes());
+            let b = kb[common..].iter().chain(b"=").chain(b.1.as_bytes());
+            a.cmp(b)
+        }
+        decided => decided,
+    }
+}
+
+/// The long way: every part rewritten as Graphite needs, a key given twice
+/// kept once (the later value), empty values left out; says whether
+/// anything had to be changed.
+fn rewritten_name_into<'a>(
+    out: &mut String,
+    name: &str,
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+) -> bool {
     let path = path(name);
     let mut changed = matches!(path, Cow::Owned(_));
     let mut stack: [(Cow<'_, str>, Cow<'_, str>); STACK_LABELS] = Default::default();
@@ -249,11 +318,7 @@ pub(super) fn graphite_name_into<'a>(
     };
     // Carbon's canonical order: by the `k=v` strings.
     if tags.len() > 1 {
-        tags.sort_by(|a, b| {
-            let a = a.0.bytes().chain([b'=']).chain(a.1.bytes());
-            let b = b.0.bytes().chain([b'=']).chain(b.1.bytes());
-            a.cmp(b)
-        });
+        tags.sort_by(|a, b| carbon_order((&a.0, &a.1), (&b.0, &b.1)));
     }
     out.reserve(
         path.len()
@@ -381,6 +446,61 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn tags_are_ordered_by_their_k_eq_v_strings() {
+        let parts = ["", "a", "ab", "a=", "b", "a.b", "=", "~", "z", "A"];
+        for k1 in parts {
+            for v1 in parts {
+                for k2 in parts {
+                    for v2 in parts {
+                        assert_eq!(
+                            carbon_order((k1, v1), (k2, v2)),
+                            format!("{k1}={v1}").cmp(&format!("{k2}={v2}")),
+                            "{k1}={v1} against {k2}={v2}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_quick_way_writes_what_the_long_way_does() {
+        let parts = [
+            "a", "b", "code", "200", "GET", "x.y", "a b", "", "~r", "é", "name",
+        ];
+        let mut quick_cases = 0;
+        for name in ["m", "m.n", "a b", "m..n"] {
+            for k1 in parts {
+                for v1 in parts {
+                    for (k2, v2) in [("b", "1"), ("a", "2"), ("code", "200"), (k1, "9")] {
+                        for labels in [
+                            vec![(k1, v1)],
+                            vec![(k1, v1), (k2, v2)],
+                            vec![(k2, v2), (k1, v1), ("method", "GET")],
+                        ] {
+                            let mut quick = String::new();
+                            let mut slow = String::new();
+                            let changed =
+                                rewritten_name_into(&mut slow, name, labels.iter().copied());
+                            if clean_name_into(&mut quick, name, labels.iter().copied()) {
+                                quick_cases += 1;
+                                assert_eq!(quick, slow, "{name:?} {labels:?}");
+                                assert!(!changed, "{name:?} {labels:?}");
+                            } else {
+                                assert!(quick.is_empty(), "{name:?} {labels:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            quick_cases > 100,
+            "only {quick_cases} cases took the quick way"
+        );
     }
 
     #[test]
