@@ -26,13 +26,15 @@ use crate::log_limit::{AtomicLogLimiter, LineCount};
 use crate::stats::Counters;
 use crate::sync::{lock, read, write};
 
-/// Buffers the worker keeps for reuse after a write: any up to this size,
-/// and larger ones while all it keeps add up to at most a quarter of
-/// `queue_bytes` (see [`Core::keep_spares`]). Reusing a buffer saves the
-/// producer growing a new one through every size up to what one interval
-/// holds (a tenth of `send()` end to end with 1 MiB here and nothing above
-/// it); the limit keeps spare buffers from holding the bound's bytes a
-/// second time after a burst.
+/// The least the worker may keep in spare buffers: it keeps emptied
+/// buffers for reuse while they add up to a quarter of `queue_bytes`, or
+/// this much if that is less (see [`Core::keep_spares`]). Reusing a buffer
+/// saves the producer growing a new one through every size up to what one
+/// interval holds (a tenth of `send()` end to end); the limit keeps spare
+/// buffers from holding the bound's bytes a second time after a burst, and
+/// a slot found empty when the worker takes gives its buffer up, so that
+/// threads gone quiet (or gone) hold none: what the queue keeps allocated
+/// with nothing queued is at most twice the spares' limit.
 const SPARE_BYTES: usize = 1 << 20;
 
 /// The most credit a slot takes at a time, in lines and in bytes (less for
@@ -73,7 +75,7 @@ struct Core {
     max_bytes: usize,
     chunk_lines: usize,
     chunk_bytes: usize,
-    /// The most bytes of buffers kept for reuse above [`SPARE_BYTES`] each.
+    /// The most bytes of spare buffers the worker keeps (see [`SPARE_BYTES`]).
     spare_bytes: usize,
     batch_size: usize,
     /// Lines (bytes) at which the worker writes without waiting for the tick.
@@ -215,7 +217,7 @@ impl Queue {
             max_bytes,
             chunk_lines: share(capacity, CHUNK_LINES),
             chunk_bytes: share(max_bytes, CHUNK_BYTES),
-            spare_bytes: max_bytes / 4,
+            spare_bytes: (max_bytes / 4).max(SPARE_BYTES),
             batch_size,
             high_water: (capacity / 2).max(1),
             high_bytes: (max_bytes / 2).max(1),
@@ -365,10 +367,14 @@ impl Queue {
         into.resize_with(slots.len(), Lines::default);
         let mut lines = 0;
         for (slot, spare) in slots.iter().zip(into.iter_mut()) {
-            if slot.lines.load(Ordering::Acquire) == 0 {
+            let mut st = lock(&slot.state);
+            if st.lines.count == 0 {
+                // Quiet since the last take: its buffer goes.
+                if st.lines.buf.capacity() > 0 {
+                    st.lines = Lines::default();
+                }
                 continue;
             }
-            let mut st = lock(&slot.state);
             std::mem::swap(&mut st.lines, spare);
             st.taken_lines = spare.count;
             st.taken_bytes = spare.buf.len();
@@ -464,16 +470,12 @@ impl Queue {
 }
 
 impl Core {
-    /// Frees the worker's spare buffers (emptied) that pass what it keeps:
-    /// every one up to [`SPARE_BYTES`], larger ones while they add up to
-    /// at most `spare_bytes`.
+    /// Frees the worker's spare buffers (emptied) past what it keeps: as
+    /// many as add up to at most `spare_bytes`, in slot order.
     fn keep_spares(&self, spares: &mut [Lines]) {
         let mut kept = 0;
         for spare in spares {
-            let bytes = spare.buf.capacity();
-            if bytes <= SPARE_BYTES {
-                continue;
-            }
+            let bytes = spare.buf.capacity() + spare.batch_ends.capacity() * size_of::<usize>();
             if kept + bytes <= self.spare_bytes {
                 kept += bytes;
             } else {
@@ -905,5 +907,68 @@ mod tests {
         let mut taken = Vec::new();
         assert_eq!(queue.take(&mut taken), 2);
         assert_eq!(taken[SHARED].bytes(), b"inner 1 1\n");
+    }
+
+    /// Bytes of buffer the slots hold, and the worker's spares.
+    fn retained(queue: &Queue, spares: &[Lines]) -> (usize, usize) {
+        let slots = read(&queue.core.slots);
+        let held = slots
+            .iter()
+            .map(|s| lock(&s.state).lines.buf.capacity())
+            .sum();
+        (held, spares.iter().map(|l| l.buf.capacity()).sum())
+    }
+
+    #[test]
+    fn quiet_and_gone_threads_leave_no_buffers_beyond_the_spares_limit() {
+        let counters = Counters::default();
+        // 64 MiB of bytes: the spares' limit is 16 MiB.
+        let queue = Queue::new(1_000_000, 64 << 20, 1000, Duration::from_secs(1));
+        let limit = 16 << 20;
+        let line = [b"x".repeat(1000), b" 1 1\n".to_vec()].concat();
+        // This thread's slot comes first (after the worker's two), so its
+        // buffer is the first spare the worker keeps.
+        for _ in 0..2000 {
+            push(&queue, &counters, &line).unwrap();
+        }
+        // 16 threads each leave 2 MB of lines in the slots and exit (a
+        // thread may get the slot of one that already exited, lines and all).
+        std::thread::scope(|s| {
+            for _ in 0..16 {
+                s.spawn(|| {
+                    for _ in 0..2000 {
+                        push(&queue, &counters, &line).unwrap();
+                    }
+                });
+            }
+        });
+        let mut spares = Vec::new();
+        assert_eq!(queue.take(&mut spares), 17 * 2000);
+        queue.written(&mut spares);
+        let (held, kept) = retained(&queue, &spares);
+        assert_eq!(held, 0, "the slots got the worker's empty spares");
+        assert!(kept <= limit, "the worker kept {kept} bytes of spares");
+        assert!(
+            kept >= 2_000_000,
+            "the worker kept only {kept} bytes for reuse"
+        );
+
+        // This thread sends again: its slot gets its buffer back at the next
+        // take, for reuse. Then it goes quiet, and the take after that frees it.
+        push(&queue, &counters, &line).unwrap();
+        assert_eq!(queue.take(&mut spares), 1);
+        queue.written(&mut spares);
+        let (held, kept) = retained(&queue, &spares);
+        assert!(
+            held >= 2_000_000,
+            "the sender's slot got its buffer back: {held} bytes"
+        );
+        assert!(held + kept <= 2 * limit, "{held} + {kept} bytes kept");
+        assert_eq!(queue.take(&mut spares), 0);
+        queue.written(&mut spares);
+        let (held, kept) = retained(&queue, &spares);
+        assert_eq!(held, 0, "the quiet slot gave its buffer up");
+        assert!(kept <= limit, "the worker kept {kept} bytes of spares");
+        assert_eq!(queue.len(), 0);
     }
 }
