@@ -120,6 +120,34 @@ impl LineFormat {
         check_line_len(buf, start, name)
     }
 
+    /// [`format_into`](LineFormat::format_into) with no call tags, for a
+    /// name that [`check_name`] accepted (the registry's series): the path
+    /// is not checked again. A name with inline tags still takes the long
+    /// way (they are merged with the default tags and sorted); without, the
+    /// line is the prefix, the name, the default tags as rendered once, and
+    /// the tail. What the interval thread's drain writes for every series.
+    pub(crate) fn format_checked_into<V: Value>(
+        &self,
+        buf: &mut Vec<u8>,
+        name: &str,
+        value: V,
+        timestamp: Timestamp,
+    ) -> Result<()> {
+        if name.as_bytes().contains(&b';') {
+            return self.format_into(buf, name, &[], value, timestamp);
+        }
+        let start = buf.len();
+        buf.extend_from_slice(self.prefix.as_bytes());
+        buf.extend_from_slice(name.as_bytes());
+        buf.extend_from_slice(self.rendered_tags.as_bytes());
+        buf.push(b' ');
+        if let Err(e) = write_tail(buf, name, value, timestamp) {
+            buf.truncate(start);
+            return Err(e);
+        }
+        check_line_len(buf, start, name)
+    }
+
     /// Appends what starts every line of `name` with `tags`: the prefix,
     /// the path and the tags in Carbon's order, then a space; checks the
     /// path and the tags.

@@ -100,6 +100,13 @@ impl Counter {
         self.sum.fetch_add(delta, Ordering::SeqCst);
     }
 
+    /// Plain reads of both cache lines a drain touches (see
+    /// [`Series::warm`](super::Series::warm)).
+    #[inline]
+    pub(super) fn warm(&self) -> u64 {
+        self.sum.load(Ordering::Relaxed) as u64 ^ self.drained.warm()
+    }
+
     /// Takes the sum since the last take.
     pub(crate) fn take(&self) -> i64 {
         self.sum.swap(0, Ordering::SeqCst)
@@ -178,6 +185,12 @@ fn get(cell: &AtomicI64) -> Option<i64> {
 }
 
 impl DrainedCell {
+    /// A plain read of it (see [`Counter::warm`]).
+    #[inline]
+    fn warm(&self) -> u64 {
+        self.active.load(Ordering::Relaxed) as u64
+    }
+
     /// The state, to change; written back when the returned guard goes.
     pub(super) fn edit(&self) -> DrainedEdit<'_> {
         DrainedEdit {

@@ -9,6 +9,9 @@ use crate::sync::{lock, read, write};
 use crate::timestamp::Timestamp;
 use crate::value::Value;
 
+/// Series a drain reads ahead (see [`Series::warm`]) before draining them.
+const WARM_AHEAD: usize = 32;
+
 /// Lines appended by one drain, and the problems to log once it is done.
 struct Out<'a> {
     buf: &'a mut Vec<u8>,
@@ -20,7 +23,10 @@ struct Out<'a> {
 
 impl Out<'_> {
     fn line<V: Value>(&mut self, name: &str, value: V) {
-        match self.format.format_into(self.buf, name, &[], value, self.ts) {
+        match self
+            .format
+            .format_checked_into(self.buf, name, value, self.ts)
+        {
             Ok(()) => self.lines += 1,
             Err(e) => self.failed.push((name.into(), e)),
         }
@@ -75,17 +81,31 @@ impl Registry {
         for shard in self.shards.iter() {
             {
                 let index = read(shard);
-                for series in index.iter() {
-                    let outcome = drain_series(
-                        series,
-                        &mut out,
-                        &mut buckets,
-                        &quantiles,
-                        residual,
-                        idle_secs,
-                    );
-                    if outcome == Outcome::Idle && !series.life().pinned() {
-                        idle.push(series.clone());
+                let mut series = index.iter();
+                let mut chunk: Vec<&Series> = Vec::with_capacity(WARM_AHEAD);
+                loop {
+                    chunk.clear();
+                    chunk.extend(series.by_ref().take(WARM_AHEAD));
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    // Independent loads first, so that the cache misses of
+                    // the chunk overlap instead of coming one per series
+                    // between the locked instructions of the drain below.
+                    let warmed = chunk.iter().fold(0, |acc, s| acc ^ s.warm());
+                    std::hint::black_box(warmed);
+                    for &series in &chunk {
+                        let outcome = drain_series(
+                            series,
+                            &mut out,
+                            &mut buckets,
+                            &quantiles,
+                            residual,
+                            idle_secs,
+                        );
+                        if outcome == Outcome::Idle && !series.life().pinned() {
+                            idle.push(series.clone());
+                        }
                     }
                 }
             }

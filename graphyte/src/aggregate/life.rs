@@ -52,6 +52,12 @@ impl Life {
         }
     }
 
+    /// Its flags, read plainly (for [`Series::warm`](super::Series::warm)).
+    #[inline]
+    pub(crate) fn bits(&self) -> u8 {
+        self.0.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn pinned(&self) -> bool {
         self.0.load(Ordering::Relaxed) & PINNED != 0
     }

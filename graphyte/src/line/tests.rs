@@ -333,3 +333,41 @@ fn prerendered_default_tags_match_the_merge() {
         "m;a-b=y;a=x 1 12345\n"
     );
 }
+
+#[test]
+fn checked_names_are_formatted_as_format_into_does() {
+    let formats = [
+        plain(),
+        LineFormat::new::<&str, &str>("app", &[]).unwrap(),
+        LineFormat::new("app.x", &[("env", "prod"), ("host", "a")]).unwrap(),
+        LineFormat::new("", &[("zone", "eu"), ("a", "1")]).unwrap(),
+    ];
+    let names = [
+        "m",
+        "db.query.count",
+        "a-b_c:d#e",
+        "m;k=v",
+        "m;env=test;b=2",
+        "é.ü",
+    ];
+    for format in &formats {
+        for name in names {
+            assert!(check_name(name).is_ok(), "{name}");
+            for value in [0.5f64, -3.0, 1e300] {
+                let long = line(format, name, &[], value).unwrap();
+                let mut buf = b"kept|".to_vec();
+                format
+                    .format_checked_into(&mut buf, name, value, Timestamp::from(12345))
+                    .unwrap();
+                assert_eq!(String::from_utf8(buf).unwrap(), format!("kept|{long}"));
+            }
+        }
+    }
+    // What the tail refuses is still refused, leaving the buffer as it was.
+    let mut buf = b"kept|".to_vec();
+    assert!(matches!(
+        plain().format_checked_into(&mut buf, "m", f64::NAN, Timestamp::from(12345)),
+        Err(Error::InvalidValue { .. })
+    ));
+    assert_eq!(buf, b"kept|");
+}
