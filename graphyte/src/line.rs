@@ -121,30 +121,41 @@ impl LineFormat {
     }
 
     /// [`format_into`](LineFormat::format_into) with no call tags, for a
-    /// name that [`check_name`] accepted (the registry's series): the path
-    /// is not checked again. A name with inline tags still takes the long
-    /// way (they are merged with the default tags and sorted); without, the
-    /// line is the prefix, the name, the default tags as rendered once, and
-    /// the tail. What the interval thread's drain writes for every series.
+    /// name that [`check_name`] accepted (the registry's series), with the
+    /// timestamp of a [`Stamp`]: the path is not checked again and the
+    /// timestamp is not formatted again. A name with inline tags still takes
+    /// the long way (they are merged with the default tags and sorted), and
+    /// so does an invalid timestamp (for its error); otherwise the line is
+    /// the prefix, the name, the default tags as rendered once, a space, the
+    /// value and the stamp's end. What the interval thread's drain writes for
+    /// every series.
     pub(crate) fn format_checked_into<V: Value>(
         &self,
         buf: &mut Vec<u8>,
         name: &str,
         value: V,
-        timestamp: Timestamp,
+        stamp: &Stamp,
     ) -> Result<()> {
+        let Some(end) = stamp.end() else {
+            return self.format_into(buf, name, &[], value, stamp.ts);
+        };
         if name.as_bytes().contains(&b';') {
-            return self.format_into(buf, name, &[], value, timestamp);
+            return self.format_into(buf, name, &[], value, stamp.ts);
         }
         let start = buf.len();
+        buf.reserve(self.prefix.len() + name.len() + self.rendered_tags.len() + 32 + end.len());
         buf.extend_from_slice(self.prefix.as_bytes());
         buf.extend_from_slice(name.as_bytes());
         buf.extend_from_slice(self.rendered_tags.as_bytes());
         buf.push(b' ');
-        if let Err(e) = write_tail(buf, name, value, timestamp) {
+        if let Err(reason) = value.write_value(buf) {
             buf.truncate(start);
-            return Err(e);
+            return Err(Error::InvalidValue {
+                name: name.to_owned(),
+                reason,
+            });
         }
+        buf.extend_from_slice(end);
         check_line_len(buf, start, name)
     }
 
@@ -241,6 +252,44 @@ pub(crate) fn check_line_len(buf: &mut Vec<u8>, start: usize, name: &str) -> Res
         });
     }
     Ok(())
+}
+
+/// A timestamp with what ends each of its lines (a space, the seconds and
+/// the newline) rendered once, for the many lines of one drain.
+pub(crate) struct Stamp {
+    ts: Timestamp,
+    /// The end, if the timestamp is valid; `len` bytes of `bytes` are used.
+    bytes: [u8; 12],
+    len: u8,
+}
+
+impl Stamp {
+    /// The stamp of `ts` (an invalid one keeps only `ts`, for its error).
+    pub(crate) fn new(ts: Timestamp) -> Stamp {
+        let mut stamp = Stamp {
+            ts,
+            bytes: [0; 12],
+            len: 0,
+        };
+        if let Ok(secs) = ts.checked() {
+            let mut end = Vec::with_capacity(12);
+            end.push(b' ');
+            write_int(&mut end, secs);
+            end.push(b'\n');
+            stamp.bytes[..end.len()].copy_from_slice(&end);
+            stamp.len = end.len() as u8;
+        }
+        stamp
+    }
+
+    /// The timestamp's seconds, as [`Timestamp::as_secs`] gives them.
+    pub(crate) fn secs(&self) -> i64 {
+        self.ts.as_secs()
+    }
+
+    fn end(&self) -> Option<&[u8]> {
+        (self.len > 0).then(|| &self.bytes[..usize::from(self.len)])
+    }
 }
 
 /// Appends what ends every line after its head: the value, a space, the

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{Quantile, Registry, Series};
-use crate::line::LineFormat;
+use crate::line::{LineFormat, Stamp};
 use crate::sync::{lock, read, write};
 use crate::timestamp::Timestamp;
 use crate::value::Value;
@@ -16,7 +16,7 @@ const WARM_AHEAD: usize = 32;
 struct Out<'a> {
     buf: &'a mut Vec<u8>,
     format: &'a LineFormat,
-    ts: Timestamp,
+    stamp: Stamp,
     lines: usize,
     failed: Vec<(Box<str>, crate::error::Error)>,
 }
@@ -25,7 +25,7 @@ impl Out<'_> {
     fn line<V: Value>(&mut self, name: &str, value: V) {
         match self
             .format
-            .format_checked_into(self.buf, name, value, self.ts)
+            .format_checked_into(self.buf, name, value, &self.stamp)
         {
             Ok(()) => self.lines += 1,
             Err(e) => self.failed.push((name.into(), e)),
@@ -71,7 +71,7 @@ impl Registry {
         let mut out = Out {
             buf,
             format,
-            ts,
+            stamp: Stamp::new(ts),
             lines: 0,
             failed: Vec::new(),
         };
@@ -294,7 +294,7 @@ fn drain_series(
     idle_secs: i64,
 ) -> Outcome {
     let interval = Interval {
-        ts: out.ts.as_secs(),
+        ts: out.stamp.secs(),
         idle_secs,
     };
     let ts = interval.ts;

@@ -357,7 +357,7 @@ fn checked_names_are_formatted_as_format_into_does() {
                 let long = line(format, name, &[], value).unwrap();
                 let mut buf = b"kept|".to_vec();
                 format
-                    .format_checked_into(&mut buf, name, value, Timestamp::from(12345))
+                    .format_checked_into(&mut buf, name, value, &Stamp::new(Timestamp::from(12345)))
                     .unwrap();
                 assert_eq!(String::from_utf8(buf).unwrap(), format!("kept|{long}"));
             }
@@ -366,8 +366,21 @@ fn checked_names_are_formatted_as_format_into_does() {
     // What the tail refuses is still refused, leaving the buffer as it was.
     let mut buf = b"kept|".to_vec();
     assert!(matches!(
-        plain().format_checked_into(&mut buf, "m", f64::NAN, Timestamp::from(12345)),
+        plain().format_checked_into(&mut buf, "m", f64::NAN, &Stamp::new(Timestamp::from(12345))),
         Err(Error::InvalidValue { .. })
     ));
     assert_eq!(buf, b"kept|");
+    // So is an invalid timestamp, with the error format_into gives.
+    for ts in [0, i64::from(u32::MAX) + 1] {
+        assert!(matches!(
+            plain().format_checked_into(&mut buf, "m", 1i64, &Stamp::new(Timestamp::from(ts))),
+            Err(Error::InvalidTimestamp { .. })
+        ));
+        assert_eq!(buf, b"kept|");
+    }
+    // The largest valid timestamp fits the stamp.
+    plain()
+        .format_checked_into(&mut buf, "m", 1i64, &Stamp::new(Timestamp::from(u32::MAX)))
+        .unwrap();
+    assert_eq!(buf, format!("kept|m 1 {}\n", u32::MAX).as_bytes());
 }
