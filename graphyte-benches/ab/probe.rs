@@ -9,7 +9,8 @@
 //! newlines), makes an interval-mode `Sender` (50 ms interval, otherwise the
 //! defaults, as `benches/throughput.rs` measures), and has PRODUCERS threads
 //! call `send(name, value)` with 1,024 distinct names each and distinct values
-//! until LINES lines in total have arrived at the drain (the run ends with
+//! (or, built with the probe's feature `metric`, `Metric::send(value)` on a
+//! handle per name, made before the clock starts) until LINES lines in total have arrived at the drain (the run ends with
 //! `flush()`, so the last lines do not wait for the next tick); a send
 //! refused with `QueueFull` is retried. Prints one line:
 //!
@@ -19,7 +20,8 @@
 //!
 //! It uses only API that every commit since the first release has
 //! (`Config::{new, port, interval, timeout}`, `Sender::{new, send, flush,
-//! stop, stats}`, `Error::QueueFull`), so the same file builds against both.
+//! stop, stats}`, `Error::QueueFull`), so the same file builds against both;
+//! the feature `metric` needs `Sender::metric` (commits since issue 12).
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -76,12 +78,22 @@ fn main() {
                 s.spawn(move || {
                     let names: Vec<String> =
                         (0..1024).map(|j| format!("bench.p{t}.m{j}")).collect();
+                    #[cfg(feature = "metric")]
+                    let metrics: Vec<graphyte::Metric> = names
+                        .iter()
+                        .map(|n| sender.metric(n).expect("a handle"))
+                        .collect();
                     let first = t * per;
                     let mut retries = 0u64;
                     let begin = Instant::now();
                     for i in 0..per {
                         loop {
-                            match sender.send(names[i as usize % 1024].as_str(), first + i) {
+                            let j = i as usize % 1024;
+                            #[cfg(feature = "metric")]
+                            let sent = metrics[j].send(first + i);
+                            #[cfg(not(feature = "metric"))]
+                            let sent = sender.send(names[j].as_str(), first + i);
+                            match sent {
                                 Ok(()) => break,
                                 Err(Error::QueueFull { .. }) => {
                                     retries += 1;
