@@ -148,14 +148,17 @@ pub(super) fn with_graphite_name<'a, R>(
 }
 
 /// Whether an ASCII byte is one that a tag key or value cannot hold as is
-/// (control characters, whitespace, `;`).
+/// (control characters, whitespace, `;`): the definition the word checks
+/// below are tested against.
+#[cfg(test)]
 const fn bad_tag_byte(b: u8) -> bool {
     b < 0x20 || b == 0x7f || b == b' ' || b == b';'
 }
 
 /// Which bytes the quick checks pass: a table each, so that a byte costs
-/// one load instead of a chain of comparisons. Non-ASCII bytes pass none
-/// (text with them takes the long way).
+/// one load instead of a chain of comparisons (the path's; the key and
+/// value tables define what the word checks must find). Non-ASCII bytes
+/// pass none (text with them takes the long way).
 macro_rules! byte_table {
     (|$b:ident| $ok:expr) => {{
         let mut table = [false; 256];
@@ -170,29 +173,86 @@ macro_rules! byte_table {
 }
 static PATH_BYTE: [bool; 256] =
     byte_table!(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'#' | b'.'));
+#[cfg(test)]
 static KEY_BYTE: [bool; 256] =
     byte_table!(|b| !bad_tag_byte(b) && !matches!(b, b'!' | b'^' | b'='));
+#[cfg(test)]
 static VALUE_BYTE: [bool; 256] = byte_table!(|b| !bad_tag_byte(b));
 
 /// Whether `name` is a clean path (what [`path`] leaves unchanged), checked
-/// on its bytes: the common case, without decoding characters.
+/// on its bytes: the common case, without decoding characters. One pass
+/// without an early exit, so that the loop has no branch to mispredict.
 fn clean_path(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    bytes.iter().all(|&b| PATH_BYTE[usize::from(b)])
-        && bytes.first().is_some_and(|&b| b != b'.')
-        && bytes.last().is_some_and(|&b| b != b'.')
-        && !bytes.windows(2).any(|w| w == b"..")
+    let mut bad = false;
+    // A dot at the start is as bad as one after a dot.
+    let mut after_dot = true;
+    for &b in name.as_bytes() {
+        let dot = b == b'.';
+        bad |= !PATH_BYTE[usize::from(b)] | (dot & after_dot);
+        after_dot = dot;
+    }
+    // Also refuses the empty name (`after_dot` still true).
+    !bad && !after_dot
+}
+
+/// Eight bytes at a time: a word with `0x01` in every byte, and one with
+/// `0x80`.
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// Non-zero if some byte of `w` is below `n` (`n` at most 0x80).
+const fn has_below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(ONES * n as u64) & !w & HIGHS
+}
+
+/// Non-zero if some byte of `w` is `b`.
+const fn has_byte(w: u64, b: u8) -> u64 {
+    has_below(w ^ (ONES * b as u64), 1)
+}
+
+/// Non-zero if some byte of `w` is one a tag value cannot hold as is:
+/// non-ASCII (the long way decides), a control character or space (below
+/// 0x21), DEL or `;` (what [`VALUE_BYTE`] refuses).
+const fn bad_value_word(w: u64) -> u64 {
+    (w & HIGHS) | has_below(w, 0x21) | has_byte(w, 0x7f) | has_byte(w, b';')
+}
+
+/// What a tag key cannot hold besides: `!`, `^` and `=` ([`KEY_BYTE`]).
+const fn bad_key_word(w: u64) -> u64 {
+    bad_value_word(w) | has_byte(w, b'!') | has_byte(w, b'^') | has_byte(w, b'=')
+}
+
+/// Whether `bad` finds nothing in any eight bytes of `text` (the last
+/// ones padded with `a`, which every check passes).
+#[inline]
+fn words_pass(text: &str, bad: fn(u64) -> u64) -> bool {
+    let mut found = 0;
+    let mut words = text.as_bytes().chunks_exact(8);
+    for word in &mut words {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(word);
+        found |= bad(u64::from_ne_bytes(bytes));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut bytes = [b'a'; 8];
+        bytes[..rest.len()].copy_from_slice(rest);
+        found |= bad(u64::from_ne_bytes(bytes));
+    }
+    found == 0
 }
 
 /// Whether a label is kept as it is: what [`tag_key`] and [`tag_value`]
 /// leave unchanged, for ASCII text (anything else takes the long way).
+/// Checked eight bytes at a time (the tables, a byte at a time, are the
+/// definition the tests compare this with).
 fn clean_label(key: &str, value: &str) -> bool {
     !key.is_empty()
         && key != "name"
-        && key.bytes().all(|b| KEY_BYTE[usize::from(b)])
+        && words_pass(key, bad_key_word)
         && !value.is_empty()
         && !value.starts_with('~')
-        && value.bytes().all(|b| VALUE_BYTE[usize::from(b)])
+        && words_pass(value, bad_value_word)
 }
 
 /// Writes the Graphite name of `name` with `labels` to `out`; says whether
@@ -214,11 +274,41 @@ pub(super) fn graphite_name_into<'a>(
 fn clean_name_into<'a>(
     out: &mut String,
     name: &str,
-    labels: impl Iterator<Item = (&'a str, &'a str)>,
+    labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
 ) -> bool {
     if !clean_path(name) {
         return false;
     }
+    // No label or one, the most common keys: nothing to sort, and no
+    // array of labels to fill.
+    let mut first_two = labels.clone();
+    match (first_two.next(), first_two.next()) {
+        (None, _) => {
+            out.push_str(name);
+            true
+        }
+        (Some((k, v)), None) => {
+            if !clean_label(k, v) {
+                return false;
+            }
+            out.reserve(name.len() + k.len() + v.len() + 2);
+            out.push_str(name);
+            out.push(';');
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+            true
+        }
+        _ => clean_tags_into(out, name, labels),
+    }
+}
+
+/// [`clean_name_into`] for two labels or more, the path checked already.
+fn clean_tags_into<'a>(
+    out: &mut String,
+    name: &str,
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+) -> bool {
     let mut tags = [("", ""); STACK_LABELS];
     let mut n = 0;
     for (k, v) in labels {
@@ -428,8 +518,39 @@ mod tests {
             "a\x7fb",
             "a-b_c:d#e",
             "/api?x=1",
+            // Longer than a word, with what is refused at every place
+            // a word can put it.
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefg;ijklmnopq",
+            "abcdefgh;jklmnopq",
+            "abcdefghijklmnop;",
+            "abcdefghijklmnop\x7f",
+            "abcdefghijklmnop=",
+            "abcdefghijklmno.",
+            "abcdefgh..ijklmno",
+            "abcdefg\u{e9}hijklmn",
+            "~bcdefghij",
+            "abc\x00defghijk",
+            "abcdefghijklmn\x1fp",
+            "0123456789ABCXYZ#:-_.az",
         ];
         for s in samples {
+            // The word checks against their definition, the tables.
+            if !s.is_empty() {
+                assert_eq!(
+                    words_pass(s, bad_value_word),
+                    s.bytes().all(|b| VALUE_BYTE[usize::from(b)]),
+                    "value bytes {s:?}"
+                );
+                assert_eq!(
+                    words_pass(s, bad_key_word),
+                    s.bytes().all(|b| KEY_BYTE[usize::from(b)]),
+                    "key bytes {s:?}"
+                );
+            }
             assert_eq!(
                 clean_path(s),
                 matches!(path(s), Cow::Borrowed(p) if p == s),
