@@ -171,8 +171,6 @@ impl Retirement {
     /// Runs the next step on `index`, the shard's table (write-locked);
     /// after the last, says whether the series was removed (`live` counts
     /// it off).
-    // A series hashes and compares by its name, which never changes.
-    #[allow(clippy::mutable_key_type)]
     pub(super) fn step(
         &mut self,
         index: &mut super::Shard,
@@ -205,7 +203,7 @@ impl Retirement {
                     series.life().keep();
                     return Some(false);
                 }
-                let removed = index.remove(series.name());
+                let removed = index.remove(series);
                 if removed {
                     live.fetch_sub(1, Ordering::Relaxed);
                 }

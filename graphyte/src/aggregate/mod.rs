@@ -43,13 +43,14 @@ mod distribution;
 mod drain;
 mod gauge;
 mod histogram;
+mod index;
 mod life;
 mod retired;
 mod timer;
 
 use std::collections::HashSet;
 use std::fmt::Display;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -159,29 +160,7 @@ impl Series {
     }
 }
 
-// A shard's index is a set of series found by name: the name is stored
-// once, in the series.
-impl std::borrow::Borrow<str> for Series {
-    fn borrow(&self) -> &str {
-        self.name()
-    }
-}
-
-impl Hash for Series {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.name().hash(state)
-    }
-}
-
-impl PartialEq for Series {
-    fn eq(&self, other: &Series) -> bool {
-        self.name() == other.name()
-    }
-}
-
-impl Eq for Series {}
-
-type Shard = HashSet<Series, foldhash::fast::RandomState>;
+use index::Index as Shard;
 
 /// A weak reference to a series (for tests: a freed series does not
 /// upgrade).
@@ -263,7 +242,7 @@ impl Default for Registry {
         let hasher = foldhash::fast::RandomState::default();
         Registry {
             shards: (0..SHARDS)
-                .map(|_| RwLock::new(HashSet::with_hasher(hasher.clone())))
+                .map(|_| RwLock::new(Shard::new(hasher.clone())))
                 .collect(),
             hasher,
             live: AtomicUsize::new(0),
@@ -330,9 +309,15 @@ impl Registry {
     }
 
     fn shard(&self, name: &str) -> &RwLock<Shard> {
+        self.locate(name).1
+    }
+
+    /// The hash of `name` and its shard, picked by the hash's high bits
+    /// (the table inside probes with the low ones).
+    #[inline]
+    fn locate(&self, name: &str) -> (u64, &RwLock<Shard>) {
         let hash = self.hasher.hash_one(name);
-        // The high bits: the map inside uses the low ones.
-        &self.shards[(hash >> 60) as usize % SHARDS]
+        (hash, &self.shards[(hash >> 60) as usize % SHARDS])
     }
 
     /// The counter named `name`, registered on first use, for a call site
@@ -473,10 +458,10 @@ impl Registry {
         make: impl FnOnce(Box<str>) -> Series,
         wanted: &str,
     ) {
-        let shard = self.shard(name);
+        let (hash, shard) = self.locate(name);
         {
             let index = read(shard);
-            if let Some(series) = index.get(name) {
+            if let Some(series) = index.find(hash, name) {
                 if let Err(existing) = update(series) {
                     drop(index);
                     self.report_conflict(name, existing, wanted);
@@ -484,9 +469,12 @@ impl Registry {
                 return;
             }
         }
-        if self.register(shard, name, make, Use::Expiring).is_ok() {
+        if self
+            .register(hash, shard, name, make, Use::Expiring)
+            .is_ok()
+        {
             let index = read(shard);
-            if let Some(series) = index.get(name) {
+            if let Some(series) = index.find(hash, name) {
                 if let Err(existing) = update(series) {
                     drop(index);
                     self.report_conflict(name, existing, wanted);
@@ -503,17 +491,17 @@ impl Registry {
         how: Use,
         make: impl FnOnce(Box<str>) -> Series,
     ) -> Result<(Series, bool), Refusal> {
-        let shard = self.shard(name);
+        let (hash, shard) = self.locate(name);
         {
             let index = read(shard);
-            if let Some(series) = index.get(name) {
+            if let Some(series) = index.find(hash, name) {
                 if how == Use::Pinned {
                     series.life().pin();
                 }
                 return Ok((series.clone(), false));
             }
         }
-        self.register(shard, name, make, how)
+        self.register(hash, shard, name, make, how)
     }
 
     /// Registers a new series, unless the name is invalid (refused, logged
@@ -523,6 +511,7 @@ impl Registry {
     #[cold]
     fn register(
         &self,
+        hash: u64,
         shard: &RwLock<Shard>,
         name: &str,
         make: impl FnOnce(Box<str>) -> Series,
@@ -537,7 +526,7 @@ impl Registry {
             return Err(self.refuse(name, max));
         }
         let mut index = write(shard);
-        if let Some(series) = index.get(name) {
+        if let Some(series) = index.find(hash, name) {
             if how == Use::Pinned {
                 series.life().pin();
             }
@@ -556,7 +545,7 @@ impl Registry {
         if how == Use::Pinned {
             series.life().pin();
         }
-        index.insert(series.clone());
+        index.insert(hash, series.clone());
         Ok((series, true))
     }
 
