@@ -570,6 +570,45 @@ mod tests {
     }
 
     #[test]
+    fn the_word_checks_find_every_byte_the_tables_refuse_at_every_place() {
+        for len in [1, 7, 8, 9, 16, 17] {
+            for at in 0..len {
+                for b in 0u8..0x80 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    let s = std::str::from_utf8(&bytes).unwrap();
+                    let table = |t: &[bool; 256]| bytes.iter().all(|&b| t[usize::from(b)]);
+                    assert_eq!(words_pass(s, bad_value_word), table(&VALUE_BYTE), "{s:?}");
+                    assert_eq!(words_pass(s, bad_key_word), table(&KEY_BYTE), "{s:?}");
+                    let clean = table(&PATH_BYTE) && !s.starts_with('.') && !s.ends_with('.');
+                    assert_eq!(clean_path(s), clean, "{s:?}");
+                }
+                // Two dots side by side, at every place (across words too).
+                if at + 1 < len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b'.';
+                    bytes[at + 1] = b'.';
+                    let s = std::str::from_utf8(&bytes).unwrap();
+                    assert!(!clean_path(s), "{s:?}");
+                    bytes[at + 1] = b'a';
+                    let s = std::str::from_utf8(&bytes).unwrap();
+                    let edge = at == 0 || at == len - 1;
+                    assert_eq!(clean_path(s), !edge, "{s:?}");
+                }
+            }
+        }
+        // Non-ASCII anywhere takes the long way.
+        for s in [
+            "\u{e9}abcdefgh",
+            "abcdefgh\u{e9}",
+            "abcdefg\u{e9}",
+            "abcdefgh\u{2028}x",
+        ] {
+            assert!(!clean_path(s) && !words_pass(s, bad_value_word), "{s:?}");
+        }
+    }
+
+    #[test]
     fn tags_are_ordered_by_their_k_eq_v_strings() {
         let parts = ["", "a", "ab", "a=", "b", "a.b", "=", "~", "z", "A"];
         for k1 in parts {
