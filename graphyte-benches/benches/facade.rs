@@ -6,7 +6,7 @@
 //! ```
 //!
 //! The binary `graphyte::init`s the global sender once, in interval mode (a
-//! `CaptureTransport`, a one-hour interval: the interval thread never wakes
+//! `CaptureTransport`, an interval that does not tick during the run (`no_tick()`): the interval thread never wakes
 //! during the run), which is what makes graphyte's recorder aggregate. The
 //! two recorders are a `graphyte::metrics::GraphyteRecorder` and
 //! `metrics-exporter-prometheus`'s `PrometheusRecorder` from
@@ -230,7 +230,7 @@ fn main() {
     let capture = CaptureTransport::new();
     graphyte::init(
         Config::new("unused")
-            .interval(Duration::from_secs(3600))
+            .interval(graphyte_benches::no_tick())
             .transport(capture.clone()),
     )
     .expect("graphyte::init");

@@ -26,7 +26,7 @@
 //! * `handles/{sender_send,metric_send}`: one line `app.bench.handle.requests
 //!   N TS` through `Sender::send("bench.handle.requests", n)` and through a
 //!   `Metric` handle of the same name (`Metric::send(n)`), on a sender of its
-//!   own in interval mode (one-hour interval, a transport that discards the
+//!   own in interval mode (the `no_tick()` interval, a transport that discards the
 //!   bytes). Only the sends are timed: every 4,096 sends the clock stops and
 //!   the queue is flushed (the interval thread writes it to the discarding
 //!   transport), so no send ever meets a full queue.
@@ -36,7 +36,7 @@
 //! in a fixed order: `before_init` first, then the rest, whose first
 //! benchmark calls `init` (once). `before_init` also checks that no sender
 //! exists, so a different order fails loudly instead of measuring the wrong
-//! thing. `init` uses a `CaptureTransport` and a one-hour interval: nothing
+//! thing. `init` uses a `CaptureTransport` and the `no_tick()` interval: nothing
 //! blocks, and the interval thread never wakes during the run.
 //!
 //! At the end, `graphyte::shutdown()` delivers the aggregates to the capture
@@ -123,7 +123,7 @@ fn init_interval_mode() {
         let capture = CAPTURE.get_or_init(CaptureTransport::new).clone();
         graphyte::init(
             Config::new("capture.invalid")
-                .interval(Duration::from_secs(3600))
+                .interval(graphyte_benches::no_tick())
                 .transport(capture),
         )
         .expect("graphyte::init");
@@ -324,7 +324,7 @@ fn handles(c: &mut Criterion) {
     let sender = Sender::new(
         Config::new("unused")
             .prefix("app")
-            .interval(Duration::from_secs(3600))
+            .interval(graphyte_benches::no_tick())
             .transport(Discard),
     )
     .expect("sender");

@@ -12,7 +12,7 @@
 //! The binary installs a counting global allocator (live bytes requested
 //! and live blocks: the heap as the program asks for it, without the
 //! allocator's own per-block overhead) and `graphyte::init`s the global
-//! sender once: a `CaptureTransport`, a one-hour interval (the interval
+//! sender once: a `CaptureTransport`, an interval that does not tick during the run (the interval
 //! thread never wakes during the run), `idle_timeout(1 s)` and
 //! `max_series(3,000,000)`. Instead of the interval thread, the bench drains
 //! the registry itself with `graphyte::__private::bench::drain(ts, ..)`,
@@ -168,7 +168,7 @@ struct Plan {
 fn init() {
     graphyte::init(
         Config::new("unused")
-            .interval(Duration::from_secs(3600))
+            .interval(graphyte_benches::no_tick())
             .idle_timeout(Duration::from_secs(1))
             .max_series(3_000_000)
             .transport(CaptureTransport::new()),

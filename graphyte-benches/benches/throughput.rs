@@ -29,7 +29,7 @@
 //!    sent.
 //! 3. Caller cost with no drain in the way (issue 19): 1, 2 and 4 producer
 //!    threads, `send()` and `Metric::send()`, each sending 2 M lines into one
-//!    sender with an hour's interval and a queue three times what they send,
+//!    sender with an interval that does not tick during the run and a queue three times what they send,
 //!    so the interval thread never wakes while they do (asserted: it wrote
 //!    nothing, no send was refused), after an untimed round of the same
 //!    sends and two flushes that leave each thread a buffer big enough (so
@@ -667,8 +667,8 @@ fn interval_send(drain: &Drain, producers: usize, n: u64, api: Api) -> IntervalR
 }
 
 /// The caller's cost with no drain in the way: `producers` threads each
-/// send `per` lines through one interval-mode sender whose interval is an
-/// hour and whose queue holds three times everything, so the interval
+/// send `per` lines through one interval-mode sender whose interval is
+/// `graphyte_benches::no_tick()` and whose queue holds three times everything, so the interval
 /// thread never wakes (not even at its high-water mark) while they send;
 /// after an untimed round of the same sends that leaves each thread a
 /// buffer big enough. Returns the mean ns per send over the producers of
@@ -679,7 +679,7 @@ fn caller_cost(drain: &Drain, producers: usize, per: u64, api: Api) -> f64 {
     let sender = Sender::new(
         Config::new("127.0.0.1")
             .port(drain.port)
-            .interval(Duration::from_secs(3600))
+            .interval(graphyte_benches::no_tick())
             .queue_size(3 * n as usize)
             .queue_bytes(3 * 64 * n as usize)
             .timeout(TIMEOUT),
@@ -1355,7 +1355,7 @@ fn report(r: &Results<'_>) {
     }
     prod.line("");
     prod.line(format!(
-        "Each producer sends {} lines per round with distinct names and values into one sender with an hour's interval and a queue three times what they send (the interval thread never wakes; the run asserts it wrote nothing and that no send was refused), after an untimed warm-up of the same sends that leaves each thread a buffer big enough; then `stop()` delivers every line to the drain, which checks that all arrived. Mean ns per send over the producers; median of {} rounds. This machine has {} cores: 4 producers share them.",
+        "Each producer sends {} lines per round with distinct names and values into one sender with an interval that does not tick during the run and a queue three times what they send (the interval thread never wakes; the run asserts it wrote nothing and that no send was refused), after an untimed warm-up of the same sends that leaves each thread a buffer big enough; then `stop()` delivers every line to the drain, which checks that all arrived. Mean ns per send over the producers; median of {} rounds. This machine has {} cores: 4 producers share them.",
         c.per,
         c.rounds[0][0].len(),
         thread::available_parallelism().map_or(0, |n| n.get())

@@ -24,7 +24,24 @@ pub mod chart;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// An interval that does not tick during a run, for benches that drain by
+/// themselves or measure callers with no drain in the way. The interval
+/// thread wakes at wall-clock multiples of the interval, and its drains
+/// are stamped with the interval's start: with an hour, a run that crossed
+/// the full hour had the thread drain the registry in the middle of it
+/// (the series bench then found a fifth of its lines taken, and failed);
+/// with centuries, the interval in progress began in 1970 and the last
+/// drain's lines carry timestamp 0. This one is a minute shorter than the
+/// time since the epoch: the interval in progress began a minute ago, and
+/// the next boundary is decades away.
+pub fn no_tick() -> Duration {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_secs(since_epoch.as_secs().saturating_sub(60).max(3600))
+}
 
 /// Whether this bench binary runs in full (`cargo bench` passes `--bench`)
 /// rather than as a smoke test under `cargo test`.
