@@ -279,31 +279,56 @@ fn clean_name_into<'a>(
     if !clean_path(name) {
         return false;
     }
-    // No label or one, the most common keys: nothing to sort, and no
-    // array of labels to fill.
-    let mut first_two = labels.clone();
-    match (first_two.next(), first_two.next()) {
-        (None, _) => {
+    // Up to two labels, the most common keys: at most one comparison to
+    // order them, and no array of labels to fill.
+    let mut first = labels.clone();
+    match (first.next(), first.next(), first.next()) {
+        (None, _, _) => {
             out.push_str(name);
             true
         }
-        (Some((k, v)), None) => {
-            if !clean_label(k, v) {
+        (Some(a), None, _) => {
+            if !clean_label(a.0, a.1) {
                 return false;
             }
-            out.reserve(name.len() + k.len() + v.len() + 2);
-            out.push_str(name);
-            out.push(';');
-            out.push_str(k);
-            out.push('=');
-            out.push_str(v);
+            write_name(out, name, &[a]);
+            true
+        }
+        (Some(a), Some(b), None) => {
+            if !clean_label(a.0, a.1) || !clean_label(b.0, b.1) || a.0 == b.0 {
+                return false;
+            }
+            let pair = if carbon_order(a, b).is_le() {
+                [a, b]
+            } else {
+                [b, a]
+            };
+            write_name(out, name, &pair);
             true
         }
         _ => clean_tags_into(out, name, labels),
     }
 }
 
-/// [`clean_name_into`] for two labels or more, the path checked already.
+/// Writes `name` and `tags` (clean, in Carbon's order) as `name;k=v;...`.
+fn write_name(out: &mut String, name: &str, tags: &[(&str, &str)]) {
+    out.reserve(
+        name.len()
+            + tags
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>(),
+    );
+    out.push_str(name);
+    for (k, v) in tags {
+        out.push(';');
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+}
+
+/// [`clean_name_into`] for three labels or more, the path checked already.
 fn clean_tags_into<'a>(
     out: &mut String,
     name: &str,
@@ -322,20 +347,7 @@ fn clean_tags_into<'a>(
     // Carbon's canonical order: by the `k=v` strings (no two are equal:
     // the keys differ).
     tags.sort_unstable_by(|a, b| carbon_order((a.0, a.1), (b.0, b.1)));
-    out.reserve(
-        name.len()
-            + tags
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 2)
-                .sum::<usize>(),
-    );
-    out.push_str(name);
-    for (k, v) in tags.iter() {
-        out.push(';');
-        out.push_str(k);
-        out.push('=');
-        out.push_str(v);
-    }
+    write_name(out, name, tags);
     true
 }
 
