@@ -1,7 +1,7 @@
 //! Counters: `count!` adds to one atomic; every interval takes the sum by
 //! swapping it with zero, so no increment is lost or counted twice.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crate::value::Value;
 
@@ -65,6 +65,9 @@ pub(crate) struct Counter {
     /// Pinned, retired (see [`Life`](super::Life)).
     pub(crate) life: super::Life,
     name: Box<str>,
+    /// The tag of the `metrics` key it is filed under, 0 if none (see
+    /// [`keys`](super::keys)).
+    pub(super) key: AtomicU32,
     /// What the drains did with it; only the drain uses it.
     pub(super) drained: DrainedCell,
 }
@@ -77,6 +80,7 @@ impl Counter {
             absolute_touched: AtomicBool::new(false),
             life: super::Life::default(),
             name,
+            key: AtomicU32::new(0),
             drained: DrainedCell::default(),
         }
     }

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
+use std::sync::Arc;
+
 use super::{Quantile, Registry, Series};
 use crate::line::{LineFormat, Stamp};
 use crate::sync::{lock, read, write};
@@ -131,15 +133,32 @@ impl Registry {
         idle: &mut Vec<Series>,
     ) {
         let mut index = write(shard);
+        let mut forgot = false;
         for series in idle.drain(..) {
+            let counter = match &series {
+                Series::Counter(c) => Some(Arc::clone(c)),
+                _ => None,
+            };
             let mut retirement = Retirement::new(series);
-            while retirement.step(&mut index, &self.live).is_none() {}
+            let removed = loop {
+                if let Some(removed) = retirement.step(&mut index, &self.live) {
+                    break removed;
+                }
+            };
+            if let (true, Some(counter)) = (removed, counter) {
+                self.forget_key(&counter);
+                forgot = true;
+            }
         }
         // A table never shrinks by itself: give memory back once it is
         // mostly empty (a burst of made-up names that all expired).
         let len = index.len();
         if len * 4 < index.capacity() {
             index.shrink_to(len * 2);
+        }
+        drop(index);
+        if forgot {
+            self.shrink_keys();
         }
     }
 }

@@ -44,6 +44,7 @@ mod drain;
 mod gauge;
 mod histogram;
 mod index;
+mod keys;
 mod life;
 mod retired;
 mod timer;
@@ -206,6 +207,9 @@ pub(crate) enum Refusal {
 /// Every series, by name.
 pub(crate) struct Registry {
     shards: Box<[RwLock<Shard>]>,
+    /// Counters by the hash of the `metrics` key that named them (see
+    /// [`keys`]).
+    keys: Box<[RwLock<keys::KeyShard>]>,
     hasher: foldhash::fast::RandomState,
     /// Series registered now.
     live: AtomicUsize,
@@ -244,6 +248,7 @@ impl Default for Registry {
             shards: (0..SHARDS)
                 .map(|_| RwLock::new(Shard::new(hasher.clone())))
                 .collect(),
+            keys: keys::key_shards(),
             hasher,
             live: AtomicUsize::new(0),
             refused: AtomicU64::new(0),

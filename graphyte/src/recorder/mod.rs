@@ -41,10 +41,14 @@
 //!
 //! # Idle label sets, and the bound
 //!
-//! The recorder keeps nothing per key: a key is turned into its Graphite
-//! name and looked up in the registry, which holds one series per name
-//! (keys that clean up to the same name, or list the same labels in
-//! another order, are one series). A series that sees no update for the
+//! The recorder keeps nothing of its own per key: a key is turned into
+//! its Graphite name and looked up in the registry, which holds one series
+//! per name (keys that clean up to the same name, or list the same labels
+//! in another order, are one series). A counter is also filed under the
+//! first key that named it (a weak reference the registry drops with the
+//! series, one per series), so that a `counter!` call with a key seen
+//! before finds its counter by the key's hash, the name checked against
+//! the key without being written. A series that sees no update for the
 //! [idle timeout](crate::Config::idle_timeout) stops being sent and is
 //! removed from the registry, its memory freed once no handle to it is
 //! left; a handle that is kept and updated later moves its update into a
@@ -166,8 +170,23 @@ impl Recorder for GraphyteRecorder {
     fn describe_histogram(&self, _key: KeyName, _unit: Option<Unit>, _description: SharedString) {}
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
-        series(key, |name| global().registry().expiring_counter(name).ok())
-            .map_or_else(Counter::noop, Counter::from_arc)
+        let registry = global().registry();
+        // A key seen before: found by its own hash, its name checked
+        // against the counter's without being written.
+        let labels = || key.labels().map(|l| (l.key(), l.value()));
+        if let Some(counter) = registry.counter_by_key(key.get_hash(), |name| {
+            names::key_is_name(name, key.name(), labels())
+        }) {
+            return Counter::from_arc(counter);
+        }
+        let counter = series(key, |name| registry.expiring_counter(name).ok());
+        match counter {
+            Some(counter) => {
+                registry.file_key(key.get_hash(), &counter);
+                Counter::from_arc(counter)
+            }
+            None => Counter::noop(),
+        }
     }
 
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {

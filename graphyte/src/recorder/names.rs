@@ -147,6 +147,94 @@ pub(super) fn with_graphite_name<'a, R>(
     }
 }
 
+/// Whether `graphite` is the Graphite name of `name` with `labels`, for a
+/// `graphite` that this module wrote (clean, tags in Carbon's order),
+/// decided without writing the key's name: the path is `name` byte for
+/// byte, and the labels are, as `k=v` texts, the name's tags (each tag
+/// once, all of them). A stored tag is clean, so a label equal to one as text
+/// is written unchanged, except for a key holding `=` (a stored key never
+/// does: the split at the first `=` would mislead), which is refused.
+pub(super) fn key_is_name<'a>(
+    graphite: &str,
+    name: &str,
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+) -> bool {
+    let graphite = graphite.as_bytes();
+    let name = name.as_bytes();
+    if graphite.len() < name.len() || !same(&graphite[..name.len()], name) {
+        return false;
+    }
+    let tags = &graphite[name.len()..];
+    // Where each tag is: (start, end) in `tags`, each after a `;`.
+    let mut at = [(0usize, 0usize); MAX_KEY_TAGS];
+    let mut count = 0;
+    if !tags.is_empty() {
+        if tags[0] != b';' {
+            return false;
+        }
+        let mut start = 1;
+        for i in 1..=tags.len() {
+            if i == tags.len() || tags[i] == b';' {
+                if count == MAX_KEY_TAGS {
+                    return false;
+                }
+                at[count] = (start, i);
+                count += 1;
+                start = i + 1;
+            }
+        }
+    }
+    // Which tags a label was found as: each at most once (a key given
+    // twice is refused), all of them in the end.
+    let mut found = 0u32;
+    for (k, v) in labels {
+        let (k, v) = (k.as_bytes(), v.as_bytes());
+        if k.contains(&b'=') {
+            return false;
+        }
+        let hit = at[..count].iter().position(|&(s, e)| {
+            let tag = &tags[s..e];
+            tag.len() == k.len() + 1 + v.len()
+                && tag[k.len()] == b'='
+                && same(&tag[..k.len()], k)
+                && same(&tag[k.len() + 1..], v)
+        });
+        match hit {
+            Some(i) if found & (1 << i) == 0 => found |= 1 << i,
+            _ => return false,
+        }
+    }
+    found.count_ones() as usize == count
+}
+
+/// Tags of a name [`key_is_name`] compares; a name with more takes the
+/// long way.
+const MAX_KEY_TAGS: usize = 16;
+
+/// Whether two byte strings are equal; short ones compared as words
+/// (overlapping at the end), without a call to `memcmp`.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => {
+            let half = |x: &[u8], at: usize| {
+                let mut w = [0; 4];
+                w.copy_from_slice(&x[at..at + 4]);
+                u32::from_le_bytes(w)
+            };
+            half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4)
+        }
+        8..=16 => word_at(a) == word_at(b) && word_at(&a[n - 8..]) == word_at(&b[n - 8..]),
+        _ => a == b,
+    }
+}
+
 /// Whether an ASCII byte is one that a tag key or value cannot hold as is
 /// (control characters, whitespace, `;`): the definition the word checks
 /// below are tested against.
@@ -700,6 +788,82 @@ mod tests {
             quick_cases > 100,
             "only {quick_cases} cases took the quick way"
         );
+    }
+
+    #[test]
+    fn same_finds_a_difference_at_every_place() {
+        for n in 0..40 {
+            let a = vec![b'x'; n];
+            assert!(same(&a, &a.clone()));
+            assert!(!same(&a, &vec![b'x'; n + 1]));
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] = b'y';
+                assert!(!same(&a, &b), "{n} {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_names_and_many_tags_are_compared_too() {
+        let labels: Vec<(String, String)> = (0..20)
+            .map(|i| (format!("key{i:02}"), format!("a-value-long-enough-{i}")))
+            .collect();
+        for n in [1, 2, 15, 16, 17, 20] {
+            let labels: Vec<(&str, &str)> = labels[..n]
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let name = graphite_name("a.rather.long.metric.path", labels.iter().copied()).name;
+            let found = key_is_name(&name, "a.rather.long.metric.path", labels.iter().copied());
+            assert_eq!(found, n <= MAX_KEY_TAGS, "{n} labels");
+            let mut other = labels.clone();
+            other[n - 1].1 = "a-value-long-enough-99";
+            assert!(!key_is_name(
+                &name,
+                "a.rather.long.metric.path",
+                other.iter().copied()
+            ));
+        }
+    }
+
+    #[test]
+    fn a_key_is_its_name_exactly_when_the_names_are_equal() {
+        let parts = [
+            "a", "b", "a=b", "", "~r", "name", "_name", "x y", "x_y", "1", "a;b",
+        ];
+        let mut keys: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
+        for name in ["m", "m.n", "m n", "m_n"] {
+            keys.push((name, vec![]));
+            for k1 in parts {
+                for v1 in parts {
+                    keys.push((name, vec![(k1, v1)]));
+                    for (k2, v2) in [("b", "1"), ("a", "1"), ("a", "2"), (k1, v1)] {
+                        keys.push((name, vec![(k1, v1), (k2, v2)]));
+                    }
+                }
+            }
+        }
+        let named: Vec<String> = keys
+            .iter()
+            .map(|(n, l)| graphite_name(n, l.iter().copied()).name)
+            .collect();
+        let mut equal = 0;
+        for (i, (name, labels)) in keys.iter().enumerate() {
+            // A key is found as its own name, whenever it was clean.
+            let own = key_is_name(&named[i], name, labels.iter().copied());
+            let clean = !graphite_name(name, labels.iter().copied()).changed;
+            assert!(own || !clean, "{name:?} {labels:?}");
+            // Never as a name that is not its own (a step of 7 keeps the
+            // pairs in the thousands).
+            for (j, other) in named.iter().enumerate().step_by(7) {
+                if key_is_name(other, name, labels.iter().copied()) {
+                    assert_eq!(other, &named[i], "{name:?} {labels:?} as {:?}", keys[j]);
+                    equal += 1;
+                }
+            }
+        }
+        assert!(equal > 100, "only {equal} matches");
     }
 
     #[test]
