@@ -7,12 +7,14 @@
 #       A Python virtualenv at VENV with carbon and whisper (PACKAGE... are
 #       the pip requirements): reused when carbon imports from it, else made
 #       with PYTHON (-m venv) and installed from PyPI.
-#   ensure_deb_server LABEL PACKAGE ENV_VAR DIR USABLE_FN
+#   ensure_deb_server LABEL PACKAGE BIN_VAR DIR_VAR DEFAULT_DIR USABLE_FN
 #       A server binary, usr/bin/PACKAGE of Debian's package PACKAGE: the one
-#       $ENV_VAR names (which must run), else PACKAGE on PATH, else the one
-#       unpacked into DIR by an earlier run, else Debian's package fetched
-#       into DIR (`apt-get download` + `dpkg-deb -x`, no root). USABLE_FN BIN
-#       says whether BIN runs here. Sets SERVER_BIN to the binary's path.
+#       $BIN_VAR names (which must run), else PACKAGE on PATH, else the one
+#       unpacked into the directory $DIR_VAR (default DEFAULT_DIR; relative
+#       to the cwd) by an earlier run, else Debian's package fetched there
+#       (`apt-get download` + `dpkg-deb -x`, no root). USABLE_FN BIN says
+#       whether BIN runs here. Sets SERVER_BIN to the binary's path and
+#       SERVER_DIR to that directory.
 #
 # The binaries' usable checks: relay_usable and vm_usable.
 
@@ -87,9 +89,11 @@ fetch_deb() { # PACKAGE DIR
 }
 
 ensure_deb_server() {
-    local label=$1 package=$2 env_var=$3 dir=$4 usable=$5
-    local given=${!env_var:-}
+    local label=$1 package=$2 env_var=$3 dir_var=$4 usable=$6
+    local given=${!env_var:-} dir=${!dir_var:-$5}
+    [[ $dir == /* ]] || dir="$PWD/$dir"
     SERVER_BIN=""
+    SERVER_DIR=$dir
     if [[ -n $given ]]; then
         if ! "$usable" "$given"; then
             echo "$env_var=$given does not run here:" >&2

@@ -296,6 +296,7 @@ fn main() {
     graphyte::shutdown().expect("shutdown");
 
     let get = |id: String| median_ns(&dir, &id, started);
+    let lock_floor = get("nonliteral_count/lock_floor".to_owned());
     let calls: Vec<Call> = plan
         .sizes
         .iter()
@@ -307,7 +308,7 @@ fn main() {
             facade: get(format!("facade_counter/graphyte/{n}")),
             prometheus: get(format!("facade_counter/prometheus/{n}")),
             floor: get(format!("facade_counter/noop_recorder/{n}")),
-            lock_floor: get("nonliteral_count/lock_floor".to_owned()),
+            lock_floor,
         })
         .collect();
     let memories = [memory, facade_memory];
@@ -890,24 +891,28 @@ fn report(plan: &Plan, memories: &[Memory; 2], drains: &[Drain], calls: &[Call])
     targets.line("|---|---|---|");
     // What bounds a missed facade target: the facade's own cost per call
     // (the macro makes a `Key` with a `Vec` of labels, then calls the
-    // recorder), measured with a recorder that does nothing.
-    // When the facade alone fits in the target, what is left for the
-    // recorder: its part now (graphyte's cost minus the facade's) against
-    // what the target leaves it.
+    // recorder), measured with a recorder that does nothing. When that fits
+    // in the target, what the target leaves graphyte's recorder against
+    // what it takes (graphyte's cost minus the facade's).
     let floor_note = |call: &Call, base: Option<f64>, target: f64| -> String {
-        match (ratio(call.floor, base), call.facade, call.floor, base) {
-            (Some(r), ..) if r > target => format!(
-                "; bound: the facade's own cost with a recorder that does nothing is {} = {r:.2} × alone",
-                ns(call.floor)
-            ),
-            (Some(r), Some(ours), Some(floor), Some(base)) if ours > target * base => format!(
-                "; the facade alone (recorder doing nothing): {} = {r:.2} ×, so the target leaves graphyte's recorder {:.1} ns; it takes {:.1} ns",
-                ns(call.floor),
+        let (Some(floor), Some(base)) = (call.floor, base) else {
+            return String::new();
+        };
+        let r = floor / base;
+        if r > target {
+            return format!(
+                "; bound: the facade's own cost with a recorder that does nothing is {floor:.1} ns = {r:.2} × alone"
+            );
+        }
+        let alone =
+            format!("; the facade alone (recorder doing nothing): {floor:.1} ns = {r:.2} ×");
+        match call.facade {
+            Some(ours) if ours > target * base => format!(
+                "{alone}, so the target leaves graphyte's recorder {:.1} ns; it takes {:.1} ns",
                 target * base - floor,
                 ours - floor
             ),
-            (Some(r), ..) => format!("; the facade alone (recorder doing nothing): {} = {r:.2} ×", ns(call.floor)),
-            _ => String::new(),
+            _ => alone,
         }
     };
     // One verdict cell: "ours vs base = ratio", with a note on what bounds it.
@@ -922,20 +927,19 @@ fn report(plan: &Plan, memories: &[Memory; 2], drains: &[Drain], calls: &[Call])
     };
     for call in calls {
         let (text, met) = cell(call.ours, call.baseline, RATIO, &|r| {
-            let lock = match ratio(call.lock_floor, call.baseline) {
-                Some(l) => format!(
+            let Some(f) = ratio(call.fast_map, call.baseline).filter(|_| r > RATIO) else {
+                return String::new();
+            };
+            let lock = ratio(call.lock_floor, call.baseline).map_or(String::new(), |l| {
+                format!(
                     "; a read lock and a `fetch_add` with no lookup (the floor of any read-locked lookup): {} = {l:.2} ×",
                     ns(call.lock_floor)
-                ),
-                None => String::new(),
-            };
-            match ratio(call.fast_map, call.baseline) {
-                Some(f) if r > RATIO => format!(
-                    "; bound: the same read-locked map with graphyte's hasher (foldhash) costs {} = {f:.2} ×{lock}",
-                    ns(call.fast_map)
-                ),
-                _ => String::new(),
-            }
+                )
+            });
+            format!(
+                "; bound: the same read-locked map with graphyte's hasher (foldhash) costs {} = {f:.2} ×{lock}",
+                ns(call.fast_map)
+            )
         });
         targets.line(format!(
             "| non-literal `count!`, {} series: ≤ {RATIO} × `RwLock<HashMap>` lookup-and-add | {text} | {met} |",
